@@ -1,0 +1,317 @@
+"""The config file: read once, validated into frozen dataclasses, secrets decrypted (SPEC §4).
+
+Every problem is a `ConfigError` whose message names the dotted key, so the CLI can print one line
+and exit 2. Relative paths in the file (state_dir) are resolved against the file's directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from proxy import vault
+from proxy.credentials import PassphraseSources, Secret
+from proxy.yamlfile import ConfigError, read_document
+
+DEFAULT_PATH = "exmo-proxy.yaml"
+CONFIG_ENV = "EXMO_PROXY_CONFIG"
+DEFAULT_UPSTREAM = "https://api.exmo.com"
+DEFAULT_LISTEN = "127.0.0.1:8080"
+NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
+            "encryption", "log_level"}
+ACCOUNT_KEYS = {"key", "secret", "allow", "allow_withdrawals"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_config_path() -> str:
+    return os.environ.get(CONFIG_ENV) or DEFAULT_PATH
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the daemon listens: host:port, or a unix socket path."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    unix_path: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        if text.startswith("unix:"):
+            if not text[5:].startswith("/"):
+                raise ValueError("unix socket path must be absolute, e.g. unix:/run/exmo-proxy/proxy.sock")
+            return cls(unix_path=text[5:])
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:8080) or unix:/path/to.sock")
+        return cls(host=host.strip("[]") or "127.0.0.1", port=int(port))
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.unix_path is not None or is_loopback_host(self.host)
+
+    def url(self) -> str:
+        if self.unix_path:
+            return f"unix:{self.unix_path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Limits:
+    rate_per_second: float = 10.0
+    max_body_bytes: int = 65536
+    upstream_timeout_s: float = 15.0
+    connect_timeout_s: float = 5.0
+    max_wait_s: float = 30.0
+
+
+LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
+    "rate_per_second": (0.1, 10000), "max_body_bytes": (256, 16 * 1024 * 1024),
+    "upstream_timeout_s": (0.1, 600), "connect_timeout_s": (0.1, 120), "max_wait_s": (0, 600),
+}
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    key: str
+    secret: Secret = field(repr=False)
+    allow: frozenset[str] | None = None
+    allow_withdrawals: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    listen: Listen
+    upstream: str
+    state_dir: Path
+    accounts: Mapping[str, Account]
+    default_account: str | None = None
+    limits: Limits = Limits()
+    log_level: str = "info"
+
+
+
+
+def _check_keys(mapping: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        label = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(label + k for k in unknown)}"
+            f" (allowed: {', '.join(sorted(allowed))})"
+        )
+    return mapping
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: must be a non-empty string")
+    return value
+
+
+def check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not 0 < len(name) <= 64 or not set(name) <= NAME_CHARS:
+        raise ConfigError(f"{where}: {name!r} is not a valid name (letters, digits, _ and -; max 64)")
+    return name
+
+
+def check_api_key(value: Any, where: str) -> str:
+    key = _string(value, where)
+    if len(key) > 256 or not key.isprintable() or any(c.isspace() for c in key):
+        raise ConfigError(f"{where}: not a valid API key (expected e.g. K-<40 hex>)")
+    return key
+
+
+def _listen(value: Any) -> Listen:
+    try:
+        return Listen.parse(_string(value, "listen"))
+    except ValueError as exc:
+        raise ConfigError(f"listen: {exc}") from None
+
+
+def check_upstream(value: Any) -> str:
+    url = _string(value, "upstream").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"upstream: {url!r} is not an http(s) URL like {DEFAULT_UPSTREAM}")
+    if parts.path or parts.query or parts.fragment or parts.username:
+        raise ConfigError("upstream: give only scheme and host, e.g. https://api.exmo.com")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError("upstream: https is required unless the host is loopback")
+    return url
+
+
+def _limits(raw: Any) -> Limits:
+    values = _check_keys(raw if raw is not None else {}, set(LIMIT_BOUNDS), "limits")
+    out: dict[str, float] = {}
+    for name, value in values.items():
+        low, high = LIMIT_BOUNDS[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ConfigError(f"limits.{name}: must be a number in {low:g}..{high:g}")
+        out[name] = int(value) if name == "max_body_bytes" else float(value)
+    return Limits(**out)  # type: ignore[arg-type]
+
+
+def _allow_list(value: Any, where: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: must be a list of method names, e.g. [user_info, order_create]")
+    return frozenset(value)
+
+
+@dataclass(frozen=True)
+class AccountEntry:
+    """An account as written in the file; `secret` is still the `enc:v1:` text."""
+
+    name: str
+    key: str
+    secret: str = field(repr=False)
+    allow: frozenset[str] | None
+    allow_withdrawals: bool
+
+
+def account_entry(name: Any, raw: Any) -> AccountEntry:
+    where = f"accounts.{check_name(name, 'accounts')}"
+    entry = _check_keys(raw, ACCOUNT_KEYS, where)
+    for required in ("key", "secret"):
+        if required not in entry:
+            raise ConfigError(f"{where}.{required}: missing")
+    secret = _string(entry["secret"], f"{where}.secret")
+    if not secret.startswith(vault.VALUE_PREFIX):
+        raise ConfigError(
+            f"{where}.secret: a plaintext secret is refused; store it encrypted with "
+            f"`exmo-proxy account set-secret {name}`"
+        )
+    withdrawals = entry.get("allow_withdrawals", False)
+    if not isinstance(withdrawals, bool):
+        raise ConfigError(f"{where}.allow_withdrawals: must be true or false")
+    return AccountEntry(name, check_api_key(entry["key"], f"{where}.key"), secret,
+                        _allow_list(entry.get("allow"), f"{where}.allow"), withdrawals)
+
+
+def encryption_header(raw: Any) -> tuple[vault.KdfParams, str]:
+    enc = _check_keys(raw, {"version", "kdf", "wrapped_key"}, "encryption")
+    if enc.get("version") != vault.FORMAT_VERSION:
+        raise ConfigError(f"encryption.version: must be {vault.FORMAT_VERSION}")
+    kdf = _check_keys(enc.get("kdf"), {"alg", "m", "t", "p", "salt"}, "encryption.kdf")
+    if kdf.get("alg") != "argon2id":
+        raise ConfigError("encryption.kdf.alg: must be argon2id")
+    for name in ("m", "t", "p"):
+        if isinstance(kdf.get(name), bool) or not isinstance(kdf.get(name), int):
+            raise ConfigError(f"encryption.kdf.{name}: must be an integer")
+    try:
+        salt = vault.b64decode(_string(kdf.get("salt"), "encryption.kdf.salt"), "encryption.kdf.salt")
+        params = vault.KdfParams(salt=salt, m=kdf["m"], t=kdf["t"], p=kdf["p"])
+        params.check_bounds()
+    except vault.FormatError as exc:
+        raise ConfigError(str(exc)) from None
+    return params, _string(enc.get("wrapped_key"), "encryption.wrapped_key")
+
+
+@dataclass(frozen=True)
+class Document:
+    """A validated config file whose secrets are still sealed."""
+
+    path: Path
+    listen: Listen
+    upstream: str
+    state_dir: Path
+    accounts: tuple[AccountEntry, ...]
+    default_account: str | None
+    limits: Limits
+    log_level: str
+    kdf: vault.KdfParams
+    wrapped_key: str
+
+
+def _state_dir(value: Any, path: Path) -> Path:
+    if value is None:
+        return Path(os.environ.get("STATE_DIRECTORY") or path.parent / "exmo-proxy-state")
+    return path.parent / _string(value, "state_dir")  # an absolute value replaces the base
+
+
+def _default_account(value: Any, accounts: tuple[AccountEntry, ...]) -> str | None:
+    names = [a.name for a in accounts]
+    if value is None:
+        return names[0] if len(names) == 1 else None
+    if value not in names:
+        raise ConfigError(f"default_account: {value!r} is not one of accounts ({', '.join(names)})")
+    return str(value)
+
+
+def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | None = None) -> Document:
+    """Check every key of `doc` (with CLI `overrides` applied); nothing is decrypted."""
+    doc = {**doc, **(overrides or {})}
+    _check_keys(doc, TOP_KEYS, "")
+    raw_accounts = doc.get("accounts") or {}
+    if not isinstance(raw_accounts, dict) or not raw_accounts:
+        raise ConfigError("accounts: at least one account is needed (`exmo-proxy account add NAME`)")
+    accounts = tuple(account_entry(n, a) for n, a in raw_accounts.items())
+    if doc.get("clients"):
+        raise ConfigError("clients: client tokens are not supported by this version yet; remove the key")
+    listen = _listen(doc.get("listen", DEFAULT_LISTEN))
+    if not listen.is_loopback:
+        raise ConfigError(
+            f"listen: {listen.host} is not a loopback address; the daemon signs for anyone who can reach it,"
+            " so it listens on 127.0.0.1 or a unix socket (SPEC §6)"
+        )
+    level = doc.get("log_level", "info")
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+    kdf, wrapped = encryption_header(doc.get("encryption"))
+    return Document(
+        path=path, listen=listen, upstream=check_upstream(doc.get("upstream", DEFAULT_UPSTREAM)),
+        state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts,
+        default_account=_default_account(doc.get("default_account"), accounts),
+        limits=_limits(doc.get("limits")), log_level=level, kdf=kdf, wrapped_key=wrapped,
+    )
+
+
+def unlock_data_key(document: Document, passphrase: Secret) -> bytes:
+    """The data key (vault.UnlockError on a wrong passphrase)."""
+    return vault.unwrap_data_key(document.wrapped_key, passphrase.encode(), document.kdf)
+
+
+def open_accounts(document: Document, data_key: bytes) -> dict[str, Account]:
+    """Decrypt every account secret (vault.ValueAuthError names the path that failed)."""
+    return {
+        a.name: Account(a.name, a.key, Secret(vault.decrypt_value(data_key, f"accounts.{a.name}.secret",
+                                                                   a.secret)),
+                        a.allow, a.allow_withdrawals)
+        for a in document.accounts
+    }
+
+
+def load_config(path: Path, passphrases: PassphraseSources,
+                overrides: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and decrypt: the one way the daemon and `check` get a Config."""
+    document = validate(read_document(path), path, overrides)
+    accounts = open_accounts(document, unlock_data_key(document, passphrases.get()))
+    return Config(
+        path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
+        accounts=MappingProxyType(accounts), default_account=document.default_account,
+        limits=document.limits, log_level=document.log_level,
+    )

@@ -1,0 +1,126 @@
+"""Secrets in memory and where the passphrase comes from (SPEC §3).
+
+`Secret` holds a secret string so that nothing can print it by accident: its repr and str are
+redacted and it refuses to be pickled. The passphrase is looked up in the documented order; it is
+never taken from argv or from an environment value (only a *path* may come from the environment).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+PASSPHRASE_ENV = "EXMO_PROXY_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable holding a path
+CREDENTIAL_NAME = "exmo-proxy-passphrase"
+DOCKER_SECRET = Path("/run/secrets") / CREDENTIAL_NAME
+MIN_PASSPHRASE = 8
+
+
+class Secret:
+    """A secret string whose repr/str never show it; `reveal()` is the only way in."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def encode(self) -> bytes:
+        return self._value.encode("utf-8")
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("Secret values cannot be pickled")
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class PassphraseError(Exception):
+    """No usable passphrase source; the message lists what was tried (exit 2)."""
+
+
+def _strip_newline(text: str) -> str:
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text[:-1] if text.endswith("\n") else text
+
+
+def read_passphrase_file(path: Path, origin: str) -> Secret:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PassphraseError(f"{origin} {path}: cannot read: {_reason(exc)}") from None
+    value = _strip_newline(text)
+    if not value:
+        raise PassphraseError(f"{origin} {path}: the file is empty")
+    return Secret(value)
+
+
+def _reason(exc: Exception) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+
+
+@dataclass
+class PassphraseSources:
+    """The lookup order of SPEC §3; `explicit` is --passphrase-file."""
+
+    explicit: str | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    docker_secret: Path = DOCKER_SECRET
+    is_tty: Callable[[], bool] = field(default=lambda: sys.stdin.isatty())
+    prompt: Callable[[str], str] = field(default=getpass.getpass)
+
+    def get(self, purpose: str = "Passphrase: ") -> Secret:
+        if self.explicit:
+            return read_passphrase_file(Path(self.explicit), "--passphrase-file")
+        if self.env.get(PASSPHRASE_ENV):
+            return read_passphrase_file(Path(self.env[PASSPHRASE_ENV]), PASSPHRASE_ENV)
+        tried = ["--passphrase-file: not given", f"{PASSPHRASE_ENV}: not set"]
+        creds = self.env.get("CREDENTIALS_DIRECTORY")
+        if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
+            return read_passphrase_file(Path(creds) / CREDENTIAL_NAME, "systemd credential")
+        tried.append(
+            f"$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}: "
+            + ("no such file" if creds else "CREDENTIALS_DIRECTORY not set")
+        )
+        if self.docker_secret.is_file():
+            return read_passphrase_file(self.docker_secret, "secret file")
+        tried.append(f"{self.docker_secret}: no such file")
+        if self.is_tty():
+            return self._ask(purpose)
+        tried.append("prompt: stdin is not a terminal")
+        raise PassphraseError("no passphrase: tried " + "; ".join(tried))
+
+    def _ask(self, purpose: str) -> Secret:
+        value = self.prompt(purpose)
+        if not value:
+            raise PassphraseError("empty passphrase")
+        return Secret(value)
+
+    def new(self) -> Secret:
+        """A new passphrase: from the sources when not interactive, else asked twice."""
+        if self.explicit or self.env.get(PASSPHRASE_ENV) or not self.is_tty():
+            value = self.get()
+        else:
+            value = Secret(self.prompt("New passphrase: "))
+            if self.prompt("Repeat passphrase: ") != value.reveal():
+                raise PassphraseError("the two passphrases differ")
+        check_new_passphrase(value)
+        return value
+
+
+def check_new_passphrase(value: Secret) -> None:
+    if len(value.reveal()) < MIN_PASSPHRASE:
+        raise PassphraseError(f"the passphrase must have at least {MIN_PASSPHRASE} characters")

@@ -1,0 +1,75 @@
+"""`exmo-proxy demo`: the simulator and the daemon together, with a throwaway encrypted config.
+
+Everything lives in a temporary directory that is removed on exit; the API key pair is random and
+only the simulator knows it. The curl lines printed at start work as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import tempfile
+from pathlib import Path
+
+from proxy import simulator
+from proxy.config import Listen, load_config
+from proxy.credentials import PassphraseSources, Secret
+from proxy.durable import create_exclusive
+from proxy.manage import new_config_text
+from proxy.server import serve
+
+
+def _curl_lines(base: str) -> str:
+    post = f"curl -s -X POST {base}/v1.1"
+    return "\n".join([
+        "",
+        f"exmo-proxy demo: a simulated exchange (fake money) behind the signing proxy at {base}",
+        "Your bot sends plain requests; the proxy adds nonce, Key and Sign. Try:",
+        "",
+        f"  {post}/user_info",
+        f"  {post}/order_create -d pair=BTC_USDT -d quantity=0.01 -d price=20000 -d type=buy",
+        f"  {post}/user_open_orders",
+        f"  {post}/order_cancel -d order_id=<order_id from order_create>",
+        f"  {post}/order_create -H 'Content-Type: application/json' "
+        "-d '{\"pair\":\"BTC_USDT\",\"quantity\":\"0.001\",\"price\":\"0\",\"type\":\"market_buy\"}'",
+        f"  {post}/user_trades -d pair=BTC_USDT",
+        f"  curl -s '{base}/v1.1/ticker'",
+        f"  {post}/withdraw_crypt -d amount=1 -d currency=BTC -d address=x   # refused: money out is locked",
+        "",
+        "Press Ctrl-C to stop.",
+        "",
+    ])
+
+
+async def _wait_listening(host: str, port: int, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            await writer.wait_closed()
+            return
+        await asyncio.sleep(0.05)
+    raise OSError(f"the simulator did not start on {host}:{port}")
+
+
+async def run_demo(listen: Listen, sim_listen: Listen) -> None:
+    key, secret = "K-" + secrets.token_hex(20), Secret("S-" + secrets.token_hex(20))
+    with tempfile.TemporaryDirectory(prefix="exmo-proxy-demo-") as tmp:
+        folder = Path(tmp)
+        passphrase = Secret(secrets.token_urlsafe(24))
+        create_exclusive(folder / "passphrase", passphrase.encode())
+        config_path = folder / "exmo-proxy.yaml"
+        create_exclusive(config_path, new_config_text("demo", key, secret, passphrase, "state").encode())
+        config = load_config(config_path, PassphraseSources(explicit=str(folder / "passphrase")),
+                             {"upstream": sim_listen.url(), "listen": f"{listen.host}:{listen.port}"})
+        sim_config = simulator.SimulatorConfig(accounts={key: secret.reveal()})
+        sim = asyncio.create_task(simulator.serve_simulator(sim_config, sim_listen.host, sim_listen.port))
+        try:
+            await _wait_listening(sim_listen.host, sim_listen.port)
+            announce = _curl_lines(listen.url())
+            await serve(config, on_ready=lambda: print(announce, flush=True))
+        finally:
+            sim.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sim

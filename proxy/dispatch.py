@@ -1,0 +1,93 @@
+"""Sending one call upstream: rate slot, per-key ordering, nonce, signature, 40009 resync.
+
+A private call holds its key's lock (see nonce.py for why) from drawing the nonce until EXMO answers
+or the upstream timeout abandons it. Waiting for the lock and for a rate slot is bounded by the
+client's patience (`max_wait_s`); past it the client gets 429 with Retry-After instead of a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from urllib.parse import urlencode
+
+from proxy.config import Account
+from proxy.inbound import Params
+from proxy.nonce import NonceBook
+from proxy.ratelimit import RateLimited, RateLimiter
+from proxy.signing import encode_body, sign
+from proxy.upstream import Upstream, UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+# exmo-api.md §3: `40009: The nonce parameter is less or equal than what was used before "N"`
+_NONCE_ERROR = re.compile(r"^(?:Error )?40009:")
+_USED_BEFORE = re.compile(r'"(\d{1,19})"')
+
+
+def nonce_rejection(resp: UpstreamResponse) -> int | None:
+    """If EXMO rejected the nonce (40009), the highest nonce it names (0 if none); else None."""
+    if resp.status != 200 or b"40009" not in resp.body:
+        return None
+    try:
+        doc = json.loads(resp.body)
+    except ValueError:
+        return None
+    error = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(error, str) or not _NONCE_ERROR.match(error):
+        return None
+    found = _USED_BEFORE.search(error)
+    return int(found.group(1)) if found else 0
+
+
+class Dispatcher:
+    """Everything a call needs on its way out; one per running app."""
+
+    def __init__(self, upstream: Upstream, limiter: RateLimiter, nonces: NonceBook) -> None:
+        self.upstream = upstream
+        self.limiter = limiter
+        self.nonces = nonces
+
+    async def public(
+        self, http_method: str, path: str, params: Params, max_wait_s: float
+    ) -> UpstreamResponse:
+        await self.limiter.acquire(max_wait_s)
+        query = urlencode(params) if http_method == "GET" else ""
+        body = urlencode(params).encode() if http_method != "GET" and params else None
+        headers = {"Content-Type": FORM} if body is not None else {}
+        return await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
+                                        private=False)
+
+    async def private(
+        self, account: Account, path: str, params: Params, max_wait_s: float
+    ) -> UpstreamResponse:
+        sequence = self.nonces.sequence(account.key)
+        deadline = time.monotonic() + max_wait_s
+        try:
+            await asyncio.wait_for(sequence.lock.acquire(), timeout=max_wait_s)
+        except TimeoutError:
+            raise RateLimited(max_wait_s) from None
+        try:
+            response = await self._signed(account, path, params, deadline)
+            used = nonce_rejection(response)
+            if used is None:
+                return response
+            # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
+            # so one retry with a nonce above the one EXMO names cannot execute twice (SPEC §7).
+            await sequence.observe(used)
+            log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
+                        account.name, sequence.last)
+            return await self._signed(account, path, params, deadline)
+        finally:
+            sequence.lock.release()
+
+    async def _signed(self, account: Account, path: str, params: Params, deadline: float) -> UpstreamResponse:
+        await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
+        nonce = await self.nonces.sequence(account.key).next()
+        body = encode_body(params, nonce)
+        headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
+        return await self.upstream.send("POST", path, body=body, headers=headers, private=True)

@@ -1,0 +1,113 @@
+"""What a client asked for: the EXMO method, the account, and flat parameters (SPEC §5).
+
+Clients send parameters as a form body, a flat JSON object, or a query string; all become one
+ordered list of (name, value) pairs, later sent to EXMO as a form body (EXMO refuses query strings
+on POST, 40038). A client's own `nonce` is dropped: the daemon owns it. Ambiguous input (a name
+given twice, nested JSON) is refused rather than guessed at, because these are trading orders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+Params = tuple[tuple[str, str], ...]
+DROPPED = frozenset({"nonce"})
+MAX_FIELDS = 256
+
+
+class BadRequest(Exception):
+    """The request cannot be understood; `slug` is machine-readable."""
+
+    def __init__(self, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.slug = slug
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    version: str
+    method: str
+    account: str | None
+    params: Params
+
+
+def parse_form(text: str, where: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+    except UnicodeDecodeError:
+        raise BadRequest("bad_encoding", f"the {where} is not valid UTF-8 after percent-decoding") from None
+    except ValueError:
+        raise BadRequest("too_many_fields", f"the {where} has more than {MAX_FIELDS} fields") from None
+
+
+def _json_value(name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise BadRequest(
+        "bad_json", f"JSON field {name!r} must be a string or a number (a flat object, as EXMO takes forms)"
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadRequest("bad_json", f"JSON constant {name} is not allowed")
+
+
+def parse_json(raw: bytes) -> list[tuple[str, str]]:
+    try:
+        # Numbers stay the exact text the client wrote: 0.1 must not become 0.1000000000000000055.
+        doc = json.loads(raw, parse_float=str, parse_int=str, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("bad_json", "a JSON body must be an object of parameters")
+    if len(doc) > MAX_FIELDS:
+        raise BadRequest("too_many_fields", f"the body has more than {MAX_FIELDS} fields")
+    return [(name, _json_value(name, value)) for name, value in doc.items()]
+
+
+def _is_json(content_type: str, raw: bytes) -> bool:
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return True
+    return content_type != "application/x-www-form-urlencoded" and raw.lstrip()[:1] == b"{"
+
+
+def parse_body(content_type: str, raw: bytes) -> list[tuple[str, str]]:
+    if not raw.strip():
+        return []
+    if _is_json(content_type, raw):
+        return parse_json(raw)
+    if content_type.startswith("multipart/"):
+        raise BadRequest("unsupported_body", "multipart bodies are not supported; send a form or JSON body")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("bad_encoding", "the body is not valid UTF-8") from None
+    return parse_form(text.strip(), "body")
+
+
+def merge(*sources: list[tuple[str, str]]) -> Params:
+    """One ordered parameter list; a client nonce is dropped, a repeated name refused."""
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for name, value in (pair for source in sources for pair in source):
+        if not name:
+            raise BadRequest("bad_parameter", "a parameter has an empty name")
+        if name in DROPPED:
+            continue
+        if name in seen:
+            raise BadRequest("duplicate_parameter", f"parameter {name!r} is given more than once")
+        seen.add(name)
+        out.append((name, value))
+    return tuple(out)
+
+
+async def read_params(request: web.Request) -> Params:
+    """Parameters from the query string and the body (already bounded by client_max_size)."""
+    query = parse_form(request.rel_url.raw_query_string, "query string")
+    raw = await request.read() if request.can_read_body else b""
+    return merge(query, parse_body(request.content_type, raw))

@@ -1,0 +1,269 @@
+"""Config management commands: init, account add/remove/list/set-secret, passphrase change, check.
+
+Each edit changes only the lines it must (comments and key order stay, see yamlfile.py), checks
+that the result validates, and replaces the file atomically with mode 0600.
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from proxy import vault, yamlfile
+from proxy.config import (
+    DEFAULT_LISTEN,
+    DEFAULT_UPSTREAM,
+    ConfigError,
+    check_api_key,
+    check_name,
+    load_config,
+    unlock_data_key,
+    validate,
+)
+from proxy.credentials import PassphraseError, PassphraseSources, Secret, check_new_passphrase
+from proxy.durable import create_exclusive, write_atomic
+
+Out = Callable[[str], None]
+
+
+@dataclass
+class Console:
+    """Where credentials come from and where messages go (tests swap these)."""
+
+    from_stdin: bool = False
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    ask: Callable[[str], str] = input
+    ask_secret: Callable[[str], str] = getpass.getpass
+    out: Out = print
+    warn: Out = field(default=lambda line: print(line, file=sys.stderr))
+
+    def _line(self, what: str) -> str:
+        line = self.stdin.readline()
+        if not line:
+            raise ConfigError(f"--from-stdin: expected the {what} on its own line, got end of input")
+        return line.rstrip("\r\n").strip()
+
+    def read_key(self) -> str:
+        if self.from_stdin:
+            return self._line("API key")
+        self._need_tty()
+        return self.ask("EXMO API key (K-...): ").strip()
+
+    def read_secret(self) -> Secret:
+        value = self._line("API secret") if self.from_stdin else self._ask_secret()
+        if not value or any(c.isspace() for c in value):
+            raise ConfigError("the API secret is empty or contains spaces")
+        if not value.startswith("S-"):
+            self.warn("warning: the secret does not start with S- as EXMO secrets do; stored anyway")
+        return Secret(value)
+
+    def _ask_secret(self) -> str:
+        self._need_tty()
+        return self.ask_secret("EXMO API secret (S-..., not echoed): ").strip()
+
+    def _need_tty(self) -> None:
+        if not self.stdin.isatty():
+            raise ConfigError("stdin is not a terminal: pass --from-stdin and pipe the key and secret lines")
+
+
+def _secret_path(name: str) -> str:
+    return f"accounts.{name}.secret"
+
+
+def _read_key(console: Console) -> str:
+    key = check_api_key(console.read_key(), "API key")
+    if key.startswith("S-"):
+        raise ConfigError("API key: that looks like the secret (S-...); the public key starts with K-")
+    return key
+
+
+def _account_lines(name: str, key: str, token: str) -> list[str]:
+    return [f"{name}:", f"  key: {key}", f'  secret: "{token}"']
+
+
+def _encryption_lines(kdf: vault.KdfParams, wrapped: str) -> list[str]:
+    salt = vault.b64encode(kdf.salt)
+    return [
+        "encryption:  # written by exmo-proxy: format version, Argon2id parameters, wrapped data key",
+        f"  version: {vault.FORMAT_VERSION}",
+        f'  kdf: {{alg: argon2id, m: {kdf.m}, t: {kdf.t}, p: {kdf.p}, salt: "{salt}"}}',
+        f'  wrapped_key: "{wrapped}"',
+    ]
+
+
+def render_new_config(name: str, key: str, token: str, kdf: vault.KdfParams, wrapped: str,
+                      state_dir: str = "exmo-proxy-state") -> str:
+    lines = [
+        "# exmo-signing-proxy config, written by `exmo-proxy init`. Every key: config.example.yaml.",
+        f"listen: {DEFAULT_LISTEN}            # or unix:/run/exmo-proxy/proxy.sock",
+        f"upstream: {DEFAULT_UPSTREAM}",
+        f"state_dir: {state_dir}   # nonce high-water marks; relative to this file",
+        "accounts:",
+        *("  " + line for line in _account_lines(name, key, token)),
+        "limits:",
+        "  rate_per_second: 10          # EXMO: 10 requests/s per IP or user",
+        "  upstream_timeout_s: 15",
+        *_encryption_lines(kdf, wrapped),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def new_config_text(name: str, key: str, secret: Secret, passphrase: Secret,
+                    state_dir: str = "exmo-proxy-state") -> str:
+    data_key = vault.new_data_key()
+    kdf = vault.KdfParams.fresh()
+    wrapped = vault.wrap_data_key(data_key, passphrase.encode(), kdf)
+    token = vault.encrypt_value(data_key, _secret_path(name), secret.reveal())
+    return render_new_config(name, key, token, kdf, wrapped, state_dir)
+
+
+def init(path: Path, name: str, sources: PassphraseSources, console: Console) -> None:
+    check_name(name, "--account")
+    if path.exists():
+        raise ConfigError(f"{path} already exists; init never overwrites (use `exmo-proxy account add`)")
+    passphrase = sources.new()
+    key = _read_key(console)
+    text = new_config_text(name, key, console.read_secret(), passphrase)
+    validate(yamlfile.parse_yaml(text, str(path)), path)
+    try:
+        create_exclusive(path, text.encode())
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists; init never overwrites") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from None
+    console.out(f"created {path} (mode 0600) with account {name!r}; check it with: exmo-proxy check")
+
+
+@dataclass
+class Editable:
+    path: Path
+    text: str
+    doc: dict[str, Any]
+
+
+def _open(path: Path, tolerate_plaintext: str | None = None) -> Editable:
+    text = yamlfile.load_text(path)
+    doc = yamlfile.parse_yaml(text, str(path))
+    probe = copy.deepcopy(doc)
+    accounts = probe.get("accounts")
+    target = accounts.get(tolerate_plaintext) if tolerate_plaintext and isinstance(accounts, dict) else None
+    if isinstance(target, dict):
+        target["secret"] = vault.VALUE_PREFIX + "placeholder"
+    validate(probe, path)
+    return Editable(path, text, doc)
+
+
+def _save(edit: Editable, new_text: str | None, expected: dict[str, Any], console: Console) -> None:
+    validate(copy.deepcopy(expected), edit.path)
+    text, kept = yamlfile.verified_edit(edit.text, new_text, expected)
+    if not kept:
+        console.warn(f"warning: {edit.path} uses YAML this tool cannot edit in place; rewrote it plainly")
+    try:
+        write_atomic(edit.path, text.encode())
+    except OSError as exc:
+        raise ConfigError(f"{edit.path}: cannot write (unchanged): {exc.strerror}") from None
+
+
+def _data_key(edit: Editable, sources: PassphraseSources) -> bytes:
+    return unlock_data_key(validate(copy.deepcopy(edit.doc), edit.path), sources.get())
+
+
+def account_add(path: Path, name: str, sources: PassphraseSources, console: Console) -> None:
+    check_name(name, "account name")
+    edit = _open(path)
+    if name in edit.doc["accounts"]:
+        raise ConfigError(f"accounts.{name}: already exists (use `exmo-proxy account set-secret {name}`)")
+    data_key = _data_key(edit, sources)
+    key = _read_key(console)
+    token = vault.encrypt_value(data_key, _secret_path(name), console.read_secret().reveal())
+    expected = copy.deepcopy(edit.doc)
+    expected["accounts"][name] = {"key": key, "secret": token}
+    _save(edit, yamlfile.append_child(edit.text, ("accounts",), _account_lines(name, key, token)), expected,
+          console)
+    console.out(f"added account {name!r} to {path}")
+
+
+def account_remove(path: Path, name: str, console: Console) -> None:
+    edit = _open(path)
+    accounts = edit.doc["accounts"]
+    if name not in accounts:
+        raise ConfigError(f"accounts.{name}: no such account")
+    if len(accounts) == 1:
+        raise ConfigError(f"accounts.{name}: it is the only account; a config needs at least one")
+    if edit.doc.get("default_account") == name:
+        raise ConfigError(f"default_account is {name!r}; point it at another account first")
+    expected = copy.deepcopy(edit.doc)
+    del expected["accounts"][name]
+    _save(edit, yamlfile.delete_block(edit.text, ("accounts", name)), expected, console)
+    console.out(f"removed account {name!r} from {path}")
+
+
+def account_list(path: Path, console: Console) -> None:
+    document = validate(yamlfile.read_document(path), path)
+    for account in document.accounts:
+        flags = ["default"] if account.name == document.default_account else []
+        if account.allow_withdrawals:
+            flags.append("withdrawals allowed")
+        if account.allow is not None:
+            flags.append("allow: " + ",".join(sorted(account.allow)))
+        console.out(f"{account.name}\t{account.key}\t{'; '.join(flags)}".rstrip())
+
+
+def account_set_secret(path: Path, name: str, new_key: str | None, sources: PassphraseSources,
+                       console: Console) -> None:
+    edit = _open(path, tolerate_plaintext=name)
+    if name not in edit.doc["accounts"]:
+        raise ConfigError(f"accounts.{name}: no such account (use `exmo-proxy account add {name}`)")
+    probe = copy.deepcopy(edit.doc)
+    probe["accounts"][name]["secret"] = vault.VALUE_PREFIX + "placeholder"
+    data_key = unlock_data_key(validate(probe, path), sources.get())
+    token = vault.encrypt_value(data_key, _secret_path(name), console.read_secret().reveal())
+    expected = copy.deepcopy(edit.doc)
+    entry = expected["accounts"][name]
+    entry["secret"] = token
+    text: str | None = edit.text
+    if new_key is not None:
+        entry["key"] = check_api_key(new_key, "--key")
+        text = yamlfile.replace_block(edit.text, ("accounts", name, "key"), [f"    key: {new_key}"])
+    if text is not None:
+        pad = " " * _indent_of(text, ("accounts", name, "secret"))
+        text = yamlfile.replace_block(text, ("accounts", name, "secret"), [f'{pad}secret: "{token}"'])
+    _save(edit, text, expected, console)
+    console.out(f"stored a new secret for account {name!r} in {path}")
+
+
+def _indent_of(text: str, key_path: tuple[str, ...]) -> int:
+    span = yamlfile.find_block(text.splitlines(), key_path)
+    return span.indent if span else 4
+
+
+def passphrase_change(path: Path, sources: PassphraseSources, new_sources: PassphraseSources,
+                      console: Console) -> None:
+    edit = _open(path)
+    data_key = _data_key(edit, sources)
+    new = new_sources.new()
+    check_new_passphrase(new)
+    kdf = vault.KdfParams.fresh()
+    lines = _encryption_lines(kdf, vault.wrap_data_key(data_key, new.encode(), kdf))
+    expected = copy.deepcopy(edit.doc)
+    expected["encryption"] = yamlfile.parse_yaml("\n".join(lines), "new header")["encryption"]
+    _save(edit, yamlfile.replace_block(edit.text, ("encryption",), lines), expected, console)
+    console.out(f"passphrase changed for {path}; secret values are unchanged")
+
+
+def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], console: Console) -> None:
+    config = load_config(path, sources, overrides)
+    console.out(f"config OK: {path}")
+    console.out(f"  listen: {config.listen.url()}  upstream: {config.upstream}")
+    console.out(f"  state_dir: {config.state_dir}")
+    for account in config.accounts.values():
+        marker = " (default)" if account.name == config.default_account else ""
+        console.out(f"  account {account.name}{marker}: key {account.key}, secret decrypts")
+
+
+__all__ = ["PassphraseError"]

@@ -1,0 +1,140 @@
+"""Per-key nonces: strictly increasing, durable, and never reordered on the wire.
+
+EXMO wants a nonce in every signed body, larger than any it has accepted for that key before
+(exmo-api.md §3), and it compares nonces in the order it *processes* requests, not the order they
+were signed: two requests in flight at once can be processed in either order, and the later nonce
+winning rejects the earlier one with 40009 (ccxt#24065). The design, and why:
+
+1. One signed request per API key in flight. A FIFO lock per key is taken before the nonce is drawn
+   and held until EXMO's answer arrives or the request is abandoned at the upstream timeout. So no
+   concurrency among clients can make our own nonces arrive out of order. An abandoned request
+   cannot hurt the next one: if EXMO processes it late, its nonce is the lower one, so it is the one
+   rejected. The cost is one round trip per call per key (~10 calls/s at 100 ms), which is EXMO's
+   own limit of 10 requests/second (§5); accounts with different keys run in parallel.
+2. Values are Unix milliseconds, as EXMO recommends and ccxt sends: next = max(last + 1, now_ms). A
+   clock stepping backwards only slows the climb; it never repeats or lowers a nonce.
+3. Durability without an fsync per call. Before a nonce above the persisted *ceiling* is handed out,
+   a new ceiling (the nonce plus a window) is written atomically and fsynced; nonces below it cost
+   no I/O. After a restart, even a kill -9, counting resumes above the ceiling, so above anything
+   that could have been sent. If the ceiling cannot be written (full or read-only disk), no nonce is
+   issued: we never sign with a nonce we could not make durable.
+4. Resync. A 40009 names the highest nonce EXMO has seen ("…used before \"N\""): another program
+   used the key. `observe(N)` lifts our counter above it; the caller retries that request once
+   (a 40009 is a definite rejection, so the retry cannot execute twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from proxy.durable import write_atomic
+
+log = logging.getLogger(__name__)
+
+WINDOW = 10_000  # one fsync per 10 s of clock, or per 10,000 calls
+MAX_NONCE = 2**63 - 1  # EXMO accepts 19-digit UnixNano nonces (§3); stay below int64
+
+
+class NonceStateError(Exception):
+    """The nonce state cannot be read or made durable; signing must stop."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def key_id(api_key: str) -> str:
+    """A stable file-name-safe id for an API key (the key itself stays out of file names)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+class NonceStore:
+    """One small JSON file per key in `state_dir/nonces/`, written atomically."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.directory = state_dir / "nonces"
+
+    def prepare(self) -> None:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise NonceStateError(f"cannot create {self.directory}: {exc.strerror}") from None
+
+    def _path(self, kid: str) -> Path:
+        return self.directory / f"{kid}.json"
+
+    def load(self, kid: str) -> int:
+        try:
+            data = json.loads(self._path(kid).read_text())
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise NonceStateError(f"cannot read nonce state {self._path(kid)}: {exc}") from None
+        ceiling = data.get("ceiling") if isinstance(data, dict) else None
+        if not isinstance(ceiling, int) or not 0 <= ceiling <= MAX_NONCE:
+            raise NonceStateError(f"nonce state {self._path(kid)} is malformed; it holds no ceiling")
+        return ceiling
+
+    def save(self, kid: str, ceiling: int) -> None:
+        payload = json.dumps({"ceiling": ceiling, "saved_at_ms": wall_clock_ms()}).encode()
+        try:
+            write_atomic(self._path(kid), payload + b"\n")
+        except OSError as exc:
+            raise NonceStateError(f"cannot persist nonce state: {exc.strerror or exc}") from None
+
+
+class NonceSequence:
+    """The nonce counter of one API key. Call `next()`/`observe()` only while holding `lock`."""
+
+    def __init__(self, store: NonceStore, api_key: str, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.lock = asyncio.Lock()  # FIFO: asyncio wakes waiters in arrival order
+        self._store = store
+        self._kid = key_id(api_key)
+        self._clock = clock
+        self._ceiling = store.load(self._kid)
+        self._last = self._ceiling  # after a restart, everything up to the ceiling may have been used
+
+    @property
+    def last(self) -> int:
+        return self._last
+
+    async def next(self) -> int:
+        """The next nonce, made durable first if it passes the persisted ceiling."""
+        candidate = max(self._last + 1, self._clock())
+        if candidate > MAX_NONCE - WINDOW:
+            raise NonceStateError("nonce space exhausted (above 2^63); use a new API key")
+        if candidate > self._ceiling:
+            await self._persist(candidate + WINDOW)
+        self._last = candidate
+        return candidate
+
+    async def observe(self, used: int) -> None:
+        """EXMO says it has seen `used`: continue above it (40009 resync)."""
+        if used > self._last:
+            log.warning("nonce resync: EXMO has seen %d, ours was %d; continuing above it", used, self._last)
+            self._last = min(used, MAX_NONCE - WINDOW)
+
+    async def _persist(self, ceiling: int) -> None:
+        await asyncio.to_thread(self._store.save, self._kid, ceiling)
+        self._ceiling = ceiling
+
+
+class NonceBook:
+    """The sequences of every configured key; shared by accounts that use the same key."""
+
+    def __init__(self, state_dir: Path, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self._store = NonceStore(state_dir)
+        self._store.prepare()
+        self._clock = clock
+        self._sequences: dict[str, NonceSequence] = {}
+
+    def sequence(self, api_key: str) -> NonceSequence:
+        if api_key not in self._sequences:
+            self._sequences[api_key] = NonceSequence(self._store, api_key, self._clock)
+        return self._sequences[api_key]

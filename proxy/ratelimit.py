@@ -1,0 +1,51 @@
+"""The outbound rate limit: EXMO allows 10 requests/second per IP or user (exmo-api.md §5).
+
+A single scheduler spaces calls 1/rate apart (GCRA with no burst, so no one-second window EXMO might
+use can ever see more than `rate` calls). A caller whose turn is further away than it is willing to
+wait is refused at once with the time to retry, instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+
+
+class RateLimited(Exception):
+    """The wait for a sending slot would exceed the caller's patience."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"rate limit queue full; retry after {retry_after_s:.1f}s")
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after_header(self) -> str:
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+class RateLimiter:
+    def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / rate_per_second
+        self._clock = clock
+        self._next_free = 0.0  # the theoretical time the next call may go out
+
+    def reserve(self, max_wait_s: float) -> float:
+        """Claim the next slot; returns how long to sleep before sending."""
+        now = self._clock()
+        slot = max(now, self._next_free)
+        wait = slot - now
+        if wait > max_wait_s:
+            raise RateLimited(wait)
+        self._next_free = slot + self.interval
+        return wait
+
+    async def acquire(self, max_wait_s: float) -> None:
+        wait = self.reserve(max_wait_s)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    @property
+    def backlog_s(self) -> float:
+        return max(0.0, self._next_free - self._clock())

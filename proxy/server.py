@@ -1,0 +1,122 @@
+"""Running the daemon: bind, announce, wait for a signal, drain, exit (SPEC §2 `run`, §7).
+
+SIGTERM/SIGINT stop accepting and let in-flight requests finish (bounded by the upstream timeout)
+before the process exits 0. Nonce state needs no flush: it is made durable before it is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from proxy.app import create_app
+from proxy.config import Config
+
+log = logging.getLogger(__name__)
+
+UNIX_SOCKET_MODE = 0o660
+
+
+def summary(config: Config) -> str:
+    limits = config.limits
+    return (
+        f"exmo-proxy listening on {config.listen.url()} | accounts: {', '.join(config.accounts)}"
+        f" (default: {config.default_account or 'none'}) | upstream: {config.upstream}"
+        f" | state: {config.state_dir} | rate: {limits.rate_per_second:g}/s,"
+        f" timeout {limits.upstream_timeout_s:g}s"
+    )
+
+
+def _remove_stale_socket(path: str) -> None:
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+async def start_site(runner: web.AppRunner, config: Config) -> None:
+    listen = config.listen
+    if listen.unix_path:
+        _remove_stale_socket(listen.unix_path)
+        Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
+        await web.UnixSite(runner, listen.unix_path).start()
+        os.chmod(listen.unix_path, UNIX_SOCKET_MODE)
+    else:
+        await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: log.warning("SIGHUP: config reload is not supported yet; restart to apply")
+    )
+
+
+async def serve(config: Config, on_ready: Callable[[], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and return."""
+    stop = stop or asyncio.Event()
+    _install_signals(stop)
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=config.limits.upstream_timeout_s + 1)
+    await runner.setup()
+    try:
+        await start_site(runner, config)
+        print(summary(config), file=sys.stderr, flush=True)
+        if on_ready:
+            on_ready()
+        await stop.wait()
+        log.info("stopping: draining in-flight requests")
+    finally:
+        await runner.cleanup()
+        if config.listen.unix_path:
+            _remove_stale_socket(config.listen.unix_path)
+    log.info("stopped")
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+def health_check(target: str, timeout: float = 3.0) -> tuple[bool, str]:
+    """GET /healthz on `target` (an http URL or unix:/path); (ok, what happened)."""
+    if target.startswith("unix:"):
+        conn: http.client.HTTPConnection = _UnixHTTPConnection(target[5:], timeout)
+        path = "/healthz"
+    else:
+        parts = urlsplit(target)
+        if parts.scheme != "http" or not parts.hostname:
+            return False, f"not an http:// URL: {target}"
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        path = parts.path if parts.path not in ("", "/") else "/healthz"
+    try:
+        conn.request("GET", path)
+        status = conn.getresponse().status
+    except OSError as exc:
+        return False, f"{target}: {exc.strerror or exc}"
+    finally:
+        conn.close()
+    return status == 200, f"{target}: HTTP {status}"
