@@ -249,8 +249,8 @@ class Document:
 
 def _state_dir(value: Any, path: Path) -> Path:
     if value is None:
-        return Path(os.environ.get("STATE_DIRECTORY") or path.parent / "exmo-proxy-state")
-    return path.parent / _string(value, "state_dir")  # an absolute value replaces the base
+        return Path(os.environ.get("STATE_DIRECTORY") or path.resolve().parent / "exmo-proxy-state")
+    return path.resolve().parent / _string(value, "state_dir")  # an absolute value replaces the base
 
 
 def _default_account(value: Any, accounts: tuple[AccountEntry, ...]) -> str | None:
