@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,9 +87,10 @@ class Service:
         self.proc.wait(timeout=10)
 
 
-def start(args: list[str], port: int, log_path: Path, env: dict[str, str] | None = None) -> Service:
+def start(args: list[str], port: int, log_path: Path, env: dict[str, str] | None = None,
+          wrap: Sequence[str] = ()) -> Service:
     log = log_path.open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", *args], stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([*wrap, sys.executable, "-m", "proxy", *args], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env or clean_env())
     log.close()
     service = Service(proc, log_path, port)
@@ -173,11 +174,12 @@ def start_simulator(tmp: Path, accounts: dict[str, str], delay_ms: int = 0, rate
                   "--delay-ms", str(delay_ms), "--rate-limit", str(rate_limit)], port, tmp / "simulator.log")
 
 
-def start_daemon(stack: Stack, *extra: str) -> Service:
+def start_daemon(stack: Stack, *extra: str, wrap: Sequence[str] = ()) -> Service:
     port = stack.daemon.port if getattr(stack, "daemon", None) else free_port()
+    env = clean_env(FAKETIME_DONT_FAKE_MONOTONIC="1") if wrap else None
     return start(["run", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file),
                   "--listen", f"127.0.0.1:{port}", "--upstream", stack.sim.url, *extra],
-                 port, stack.tmp / "daemon.log")
+                 port, stack.tmp / "daemon.log", env=env, wrap=wrap)
 
 
 def build_stack(tmp: Path, *, delay_ms: int = 0, sim_rate: int = 0, rate: float = 1000) -> Stack:
