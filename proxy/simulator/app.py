@@ -1,0 +1,72 @@
+"""aiohttp wiring of the simulator: routes, the JSON envelope and the error middleware.
+
+``/v1/{method}`` and ``/v1.1/{method}`` (a trailing slash is accepted, exmo-api.md §1.1) answer
+GET and POST; ``GET /_sim/stats`` exposes the counters and exists only on the simulator.
+Every API answer, error or not, is HTTP 200 JSON with ``charset=utf-8`` (§4.1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from proxy.simulator.config import SimulatorConfig
+from proxy.simulator.errors import ExmoError
+from proxy.simulator.pipeline import Call, Simulator
+
+SIMULATOR = web.AppKey("simulator", Simulator)
+API_ROUTE = r"/{version:v1|v1\.1}/{method:.+}"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def exmo_json(payload: Any) -> web.Response:
+    """EXMO's compact JSON; aiohttp adds ``; charset=utf-8`` to the content type."""
+    text = json.dumps(payload, separators=(",", ":"))
+    return web.Response(text=text, content_type="application/json", charset="utf-8")
+
+
+@web.middleware
+async def exmo_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn an ``ExmoError`` into its HTTP 200 envelope and count it."""
+    try:
+        return await handler(request)
+    except ExmoError as exc:
+        request.app[SIMULATOR].stats.error(exc.code)
+        return exmo_json(exc.payload)
+
+
+async def _to_call(request: web.Request) -> Call:
+    return Call(
+        version=request.match_info["version"],
+        method=request.match_info["method"].strip("/"),
+        verb=request.method,
+        query_string=request.query_string,
+        query={k: v for k, v in reversed(list(request.query.items()))},  # first value wins
+        body=await request.read() if request.method == "POST" else b"",
+        key=request.headers.get("Key"),
+        sign=request.headers.get("Sign"),
+        remote=request.remote or "unknown",
+    )
+
+
+async def handle_api(request: web.Request) -> web.Response:
+    call = await _to_call(request)
+    return exmo_json(await request.app[SIMULATOR].call(call))
+
+
+async def handle_stats(request: web.Request) -> web.Response:
+    return exmo_json(request.app[SIMULATOR].stats_snapshot())
+
+
+def create_simulator_app(config: SimulatorConfig) -> web.Application:
+    """The simulator as an aiohttp application (used by tests and ``serve_simulator``)."""
+    app = web.Application(middlewares=[exmo_errors])
+    app[SIMULATOR] = Simulator(config)
+    app.router.add_get(API_ROUTE, handle_api, allow_head=False)
+    app.router.add_post(API_ROUTE, handle_api)
+    app.router.add_get("/_sim/stats", handle_stats, allow_head=False)
+    return app
