@@ -1,0 +1,60 @@
+"""Real client libraries pointed at the daemon: ccxt (Python) and a Node.js fetch bot (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import ccxt
+import pytest
+
+from tests.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def exchange(stack: Stack) -> ccxt.exmo:
+    """ccxt's exmo with placeholder credentials and only its URLs changed."""
+    client = ccxt.exmo({"apiKey": "placeholder-key", "secret": "placeholder-secret"})
+    client.urls["api"] = {**client.urls["api"], "public": stack.base, "private": stack.base}
+    return client
+
+
+def test_ccxt_trades_through_the_daemon(exchange: ccxt.exmo, stack: Stack) -> None:
+    """fetch_balance, create_order, fetch_open_orders, cancel_order all work unchanged."""
+    balance = exchange.fetch_balance()
+    assert balance["total"]["BTC"] > 0
+    order = exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 20000, {"client_id": 777001})
+    assert order["id"]
+    open_ids = [o["id"] for o in exchange.fetch_open_orders("BTC/USDT")]
+    assert order["id"] in open_ids
+    exchange.cancel_order(order["id"], "BTC/USDT")
+    assert order["id"] not in [o["id"] for o in exchange.fetch_open_orders("BTC/USDT")]
+    assert stack.sim_stats()["client_ids"].get("777001") == 1
+
+
+def test_ccxt_sees_exmo_errors_as_exmo_errors(exchange: ccxt.exmo) -> None:
+    """EXMO's own errors still reach ccxt's error mapping (here: insufficient funds)."""
+    with pytest.raises(ccxt.InsufficientFunds):
+        exchange.create_order("BTC/USDT", "limit", "buy", 900, 60000)
+
+
+def test_ccxt_withdraw_is_refused_by_the_daemon(exchange: ccxt.exmo) -> None:
+    """A money-out call is refused before it is signed; ccxt raises instead of withdrawing."""
+    with pytest.raises(ccxt.BaseError) as info:
+        exchange.withdraw("BTC", 0.1, "bc1qexampleaddress")
+    assert "withdrawals_locked" in str(info.value)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (apt-get install nodejs)")
+def test_node_fetch_bot(stack: Stack) -> None:
+    """A Node.js bot with plain fetch and no keys trades through the daemon."""
+    script = Path(__file__).parent / "clients" / "bot.mjs"
+    result = subprocess.run(["node", str(script), stack.base], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["listed"] is True and summary["has_ticker"] is True and summary["order_id"]

@@ -1,0 +1,141 @@
+"""Upstream faults: an unknown outcome is never resent; a hung call cannot stall the key (SPEC §7).
+
+The upstream here is a deliberately broken EXMO stand-in (a raw socket server) so each fault is
+exact: hang after reading the request, reset mid-answer, or nothing listening at all.
+"""
+
+from __future__ import annotations
+
+import collections
+import socket
+import socketserver
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import (
+    Service, clean_env, curl_json, fake_key, fake_secret, free_port, init_config, start, write_passphrase,
+)
+
+pytestmark = pytest.mark.slow
+
+OK_BODY = b'{"uid":1,"server_date":1,"balances":{"BTC":"1"},"reserved":{"BTC":"0"}}'
+
+
+class BrokenExmo(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.seen: collections.Counter[str] = collections.Counter()
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class Handler(socketserver.StreamRequestHandler):
+    server: BrokenExmo
+
+    def handle(self) -> None:
+        while self._one_request():
+            pass
+
+    def _one_request(self) -> bool:
+        line = self.rfile.readline()
+        if not line:
+            return False
+        path = line.split()[1].decode()
+        length = 0
+        while (header := self.rfile.readline()) not in (b"\r\n", b""):
+            if header.lower().startswith(b"content-length:"):
+                length = int(header.split(b":")[1])
+        self.rfile.read(length)
+        self.server.seen[path] += 1
+        if path.endswith("/order_create"):  # hang: the request was received, no answer comes
+            self.server.release.wait(30)
+            return False
+        if path.endswith("/order_cancel"):  # reset in the middle of the answer
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"res")
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return False
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                         + str(len(OK_BODY)).encode() + b"\r\n\r\n" + OK_BODY)
+        return True
+
+
+@pytest.fixture
+def broken() -> Iterator[BrokenExmo]:
+    server = BrokenExmo()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def start_daemon_at(tmp: Path, upstream: str) -> Service:
+    pfile = write_passphrase(tmp)
+    config = init_config(tmp, fake_key(), fake_secret(), pfile)
+    config.write_text(config.read_text().replace("upstream_timeout_s: 15", "upstream_timeout_s: 1.5"))
+    port = free_port()
+    return start(["run", "--config", str(config), "--passphrase-file", str(pfile), "--listen",
+                  f"127.0.0.1:{port}", "--upstream", upstream], port, tmp / "daemon.log", env=clean_env())
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, broken: BrokenExmo) -> Iterator[Service]:
+    service = start_daemon_at(tmp_path, broken.url)
+    yield service
+    service.kill9()
+
+
+def test_timeout_after_sending_is_504_unknown_and_not_resent(daemon: Service, broken: BrokenExmo) -> None:
+    """A hung order_create answers 504 'outcome unknown' and reached the upstream exactly once."""
+    status, body = curl_json(f"{daemon.url}/v1.1/order_create", "-X", "POST", "-d", "pair=BTC_USDT")
+    assert status == 504 and body["proxy_error"] == "upstream_timeout"
+    assert "outcome unknown" in body["error"] and "user_open_orders" in body["error"]
+    time.sleep(0.5)
+    assert broken.seen["/v1.1/order_create"] == 1
+
+
+def test_a_hung_call_holds_the_key_no_longer_than_the_timeout(daemon: Service, broken: BrokenExmo) -> None:
+    """While order_create hangs, a user_info on the same key is answered once the timeout frees it."""
+    with ThreadPoolExecutor(2) as pool:
+        hung = pool.submit(curl_json, f"{daemon.url}/v1.1/order_create", "-X", "POST")
+        time.sleep(0.2)
+        started = time.monotonic()
+        status, body = pool.submit(curl_json, f"{daemon.url}/v1.1/user_info", "-X", "POST").result()
+        waited = time.monotonic() - started
+    assert hung.result()[0] == 504
+    assert status == 200 and body["balances"] == {"BTC": "1"}
+    assert waited < 1.5 + 1.0, f"user_info waited {waited:.2f}s behind a hung call"
+
+
+def test_reset_mid_answer_is_502_unknown_and_not_resent(daemon: Service, broken: BrokenExmo) -> None:
+    """A connection reset during the answer is 502 'outcome unknown', sent once; the daemon stays up."""
+    status, body = curl_json(f"{daemon.url}/v1.1/order_cancel", "-X", "POST", "-d", "order_id=1")
+    assert status == 502 and "outcome unknown" in body["error"]
+    assert broken.seen["/v1.1/order_cancel"] == 1
+    status, _ = curl_json(f"{daemon.url}/v1.1/user_info", "-X", "POST")
+    assert status == 200
+
+
+def test_unreachable_upstream_is_502_not_sent(tmp_path: Path) -> None:
+    """Nothing listening upstream: 502 that says the request was not sent and is safe to retry."""
+    service = start_daemon_at(tmp_path, f"http://127.0.0.1:{free_port()}")
+    try:
+        status, body = curl_json(f"{service.url}/v1.1/order_create", "-X", "POST")
+        assert status == 502 and body["proxy_error"] == "upstream_unreachable"
+        assert "not sent" in body["error"]
+        assert curl_json(f"{service.url}/healthz")[0] == 200
+    finally:
+        service.kill9()
