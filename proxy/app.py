@@ -49,7 +49,8 @@ class Runtime:
 
 CONFIG = web.AppKey("config", Config)
 RUNTIME = web.AppKey("runtime", Runtime)
-CLOCK = web.AppKey("clock", Callable[[], int])
+Clock = Callable[[], int]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 
 
 def error_response(status: int, slug: str, message: str) -> web.Response:

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 from proxy import vault
 from proxy.credentials import PassphraseSources, Secret
-from proxy.yamlfile import ConfigError, read_document
+from proxy.yamlfile import ConfigError as ConfigError  # re-exported: callers catch it from here
+from proxy.yamlfile import read_document
 
 DEFAULT_PATH = "exmo-proxy.yaml"
 CONFIG_ENV = "EXMO_PROXY_CONFIG"

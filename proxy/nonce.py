@@ -77,7 +77,7 @@ class NonceStore:
         except (OSError, ValueError) as exc:
             raise NonceStateError(f"cannot read nonce state {self._path(kid)}: {exc}") from None
         ceiling = data.get("ceiling") if isinstance(data, dict) else None
-        if not isinstance(ceiling, int) or not 0 <= ceiling <= MAX_NONCE:
+        if isinstance(ceiling, bool) or not isinstance(ceiling, int) or not 0 <= ceiling <= MAX_NONCE:
             raise NonceStateError(f"nonce state {self._path(kid)} is malformed; it holds no ceiling")
         return ceiling
 

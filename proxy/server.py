@@ -51,7 +51,11 @@ async def start_site(runner: web.AppRunner, config: Config) -> None:
     if listen.unix_path:
         _remove_stale_socket(listen.unix_path)
         Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
-        await web.UnixSite(runner, listen.unix_path).start()
+        old_umask = os.umask(0o777 & ~UNIX_SOCKET_MODE)  # born 0660: no window with wider access
+        try:
+            await web.UnixSite(runner, listen.unix_path).start()
+        finally:
+            os.umask(old_umask)
         os.chmod(listen.unix_path, UNIX_SOCKET_MODE)
     else:
         await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()

@@ -77,8 +77,9 @@ def b64encode(data: bytes) -> str:
 
 def b64decode(text: str, where: str) -> bytes:
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
+        padded = (text + "=" * (-len(text) % 4)).encode("ascii")
+        return base64.b64decode(padded, altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
         raise FormatError(f"{where}: not valid base64url") from None
 
 

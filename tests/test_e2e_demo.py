@@ -1,0 +1,111 @@
+"""`exmo-proxy demo` and the daemon's lifecycle, as a first-time user meets them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack, clean_env, curl_json, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _read_demo_banner(proc: subprocess.Popen[str], timeout: float = 30) -> list[str]:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if "Press Ctrl-C" in line:
+            return [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
+    raise AssertionError("demo printed no banner: " + "\n".join(lines))
+
+
+def test_demo_prints_curl_lines_that_work(tmp_path: Path) -> None:
+    """Every curl line the demo prints runs as printed and gets the documented answer."""
+    port, sim_port = free_port(), free_port()
+    with (tmp_path / "demo.log").open("w") as log, subprocess.Popen(
+        [sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{port}",
+         "--simulator-listen", f"127.0.0.1:{sim_port}"],
+        stdout=subprocess.PIPE, stderr=log, text=True, env=clean_env(),
+    ) as proc:
+        _run_banner(proc)
+    assert proc.returncode == 0
+    assert "Traceback" not in (tmp_path / "demo.log").read_text()
+
+
+def _run_banner(proc: subprocess.Popen[str]) -> None:
+    try:
+        commands = _read_demo_banner(proc)
+        assert len(commands) >= 6
+        order_id = None
+        for command in commands:
+            command = command.split("   #")[0]
+            if "<order_id" in command:
+                assert order_id is not None
+                command = re.sub(r"<order_id[^>]*>", str(order_id), command)
+            out = subprocess.run([*shlex.split(command), "-w", "\n%{http_code}"], capture_output=True,
+                                 text=True, timeout=30, check=True).stdout
+            body, _, status = out.rpartition("\n")
+            answer = json.loads(body)
+            if "withdraw_crypt" in command:
+                assert status == "403" and answer["proxy_error"] == "withdrawals_locked"
+                continue
+            assert status == "200", (command, body)
+            assert not (isinstance(answer, dict) and answer.get("result") is False), (command, body)
+            if "order_create" in command and order_id is None:
+                order_id = answer["order_id"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_sigterm_drains_and_exits_0(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM while a slow call is in flight: the call is answered, then the daemon exits 0."""
+    stack: Stack = make_stack(delay_ms=800)
+    with subprocess.Popen(["curl", "-s", "-X", "POST", f"{stack.base}/v1.1/user_info"],
+                          stdout=subprocess.PIPE) as client:
+        time.sleep(0.3)
+        stack.daemon.proc.send_signal(signal.SIGTERM)
+        out, _ = client.communicate(timeout=30)
+    assert "balances" in json.loads(out)
+    assert stack.daemon.proc.wait(timeout=30) == 0
+
+
+def test_unix_socket_listener(make_stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`run --listen unix:PATH` serves curl --unix-socket with mode 0660 and signs as usual."""
+    stack: Stack = make_stack()
+    sock = tmp_path / "run" / "proxy.sock"
+    with (tmp_path / "unix.log").open("w") as log, subprocess.Popen(
+        [sys.executable, "-m", "proxy", "run", "--config", str(stack.config), "--passphrase-file",
+         str(stack.passphrase_file), "--listen", f"unix:{sock}", "--upstream", stack.sim.url,
+         "--state-dir", str(tmp_path / "state2")], stdout=log, stderr=log, env=clean_env()) as proc:
+        _exercise_socket(proc, sock)
+    assert not sock.exists()
+
+
+def _exercise_socket(proc: subprocess.Popen[bytes], sock: Path) -> None:
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert oct(sock.stat().st_mode & 0o777) == oct(0o660)
+        status, body = curl_json("http://localhost/v1.1/user_info", "--unix-socket", str(sock), "-X", "POST")
+        assert status == 200 and "balances" in body
+        health = subprocess.run([sys.executable, "-m", "proxy", "health", "--url", f"unix:{sock}"],
+                                capture_output=True, env=clean_env(), check=False)
+        assert health.returncode == 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
