@@ -139,8 +139,10 @@ async def handle_api(request: web.Request) -> web.Response:
     path = f"/{request.match_info['version']}/{method}"
     params = await read_params(request)
     wait = runtime.config.limits.max_wait_s
+    if request.method not in ("GET", "HEAD", "POST"):
+        raise ProxyError(405, "method_not_allowed", "use POST (or GET for public methods)")
     if policy.is_public(method):
-        http_method = "GET" if request.method in ("GET", "HEAD") else "POST"
+        http_method = "POST" if request.method == "POST" else "GET"
         return _pass_through(await runtime.dispatcher.public(http_method, path, params, wait))
     if request.method != "POST":
         raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")

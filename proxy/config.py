@@ -155,6 +155,10 @@ def _listen(value: Any) -> Listen:
 def check_upstream(value: Any) -> str:
     url = _string(value, "upstream").rstrip("/")
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ConfigError(f"upstream: {url!r} has an invalid port") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"upstream: {url!r} is not an http(s) URL like {DEFAULT_UPSTREAM}")
     if parts.path or parts.query or parts.fragment or parts.username:

@@ -59,7 +59,7 @@ def _strip_newline(text: str) -> str:
 
 def read_passphrase_file(path: Path, origin: str) -> Secret:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")  # bytes: keep every \r the user wrote
     except (OSError, UnicodeDecodeError) as exc:
         raise PassphraseError(f"{origin} {path}: cannot read: {_reason(exc)}") from None
     value = _strip_newline(text)

@@ -46,7 +46,7 @@ def parse_form(text: str, where: str) -> list[tuple[str, str]]:
 
 
 def _json_value(name: str, value: Any) -> str:
-    if isinstance(value, str):
+    if isinstance(value, str):  # numbers arrive as their text, see parse_float/parse_int
         return value
     raise BadRequest(
         "bad_json", f"JSON field {name!r} must be a string or a number (a flat object, as EXMO takes forms)"
@@ -57,17 +57,35 @@ def _reject_constant(name: str) -> Any:
     raise BadRequest("bad_json", f"JSON constant {name} is not allowed")
 
 
+def _pairs(pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Keep JSON objects as pair lists so a repeated name is refused, not silently overwritten."""
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise BadRequest("duplicate_parameter", f"parameter {dup!r} is given more than once")
+    return pairs
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800"
+        raise BadRequest("bad_encoding", "the JSON body holds an invalid unicode escape") from None
+    return text
+
+
 def parse_json(raw: bytes) -> list[tuple[str, str]]:
     try:
         # Numbers stay the exact text the client wrote: 0.1 must not become 0.1000000000000000055.
-        doc = json.loads(raw, parse_float=str, parse_int=str, parse_constant=_reject_constant)
+        doc = json.loads(raw, parse_float=str, parse_int=str, parse_constant=_reject_constant,
+                         object_pairs_hook=_pairs)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("bad_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
+    if not isinstance(doc, list) or raw.lstrip()[:1] != b"{":
         raise BadRequest("bad_json", "a JSON body must be an object of parameters")
     if len(doc) > MAX_FIELDS:
         raise BadRequest("too_many_fields", f"the body has more than {MAX_FIELDS} fields")
-    return [(name, _json_value(name, value)) for name, value in doc.items()]
+    return [(_utf8(name), _utf8(_json_value(name, value))) for name, value in doc]
 
 
 def _is_json(content_type: str, raw: bytes) -> bool:

@@ -90,7 +90,8 @@ class Service:
 def start(args: list[str], port: int, log_path: Path, env: dict[str, str] | None = None,
           wrap: Sequence[str] = ()) -> Service:
     log = log_path.open("ab")
-    proc = subprocess.Popen([*wrap, sys.executable, "-m", "proxy", *args], stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([*wrap, sys.executable, "-m", "proxy", *args], stdout=log,
+                            stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env or clean_env())
     log.close()
     service = Service(proc, log_path, port)

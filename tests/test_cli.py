@@ -1,4 +1,4 @@
-"""The CLI as users run it: exit codes, one-line errors, encrypted config edits (SPEC §2–4)."""
+"""The CLI as users run it: exit codes, one-line errors, encrypted config edits (SPEC §2-4)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
-    PASSPHRASE, Stack, clean_env, cli, fake_key, fake_secret, free_port, init_config, write_passphrase,
+    PASSPHRASE,
+    Stack,
+    clean_env,
+    cli,
+    fake_key,
+    fake_secret,
+    free_port,
+    init_config,
+    write_passphrase,
 )
 
 
@@ -68,7 +76,8 @@ def test_init_bad_stdin(tmp_path: Path, stdin: str, needle: str) -> None:
     """init --from-stdin with missing or swapped lines exits 2 and writes nothing."""
     pfile = write_passphrase(tmp_path)
     config = tmp_path / "c.yaml"
-    result = cli("init", "--config", str(config), "--from-stdin", "--passphrase-file", str(pfile), stdin=stdin)
+    result = cli("init", "--config", str(config), "--from-stdin", "--passphrase-file", str(pfile),
+                 stdin=stdin)
     one_line_error(result, 2, needle)
     assert not config.exists()
 

@@ -107,6 +107,7 @@ def test_unknown_method_is_answered_by_exmo(stack: Stack) -> None:
     [
         pytest.param(["-X", "GET"], "/v1.1/user_info", 405, "post_required", id="private-get"),
         pytest.param(["-X", "POST"], "/v2/user_info", 404, "unknown_route", id="unknown-route"),
+        pytest.param(["-X", "DELETE"], "/v1.1/ticker", 405, "method_not_allowed", id="delete-public"),
         pytest.param(["-X", "POST"], "/v1.1/User_Info", 400, "bad_method", id="bad-method"),
         pytest.param(["-X", "POST", "-H", "Content-Type: application/json", "-d", '{"a": {"b": 1}}'],
                      "/v1.1/user_info", 400, "bad_json", id="nested-json"),

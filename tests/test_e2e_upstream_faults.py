@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
-    Service, clean_env, curl_json, fake_key, fake_secret, free_port, init_config, start, write_passphrase,
+    Service,
+    clean_env,
+    curl_json,
+    fake_key,
+    fake_secret,
+    free_port,
+    init_config,
+    start,
+    write_passphrase,
 )
 
 pytestmark = pytest.mark.slow
