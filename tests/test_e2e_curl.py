@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import PASSPHRASE, Stack, curl, curl_json
 
 
-def post(stack: Stack, method: str, *args: str) -> tuple[int, dict]:
+def post(stack: Stack, method: str, *args: str) -> tuple[int, dict[str, Any]]:
     return curl_json(f"{stack.base}/v1.1/{method}", "-X", "POST", *args)
 
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import shutil
 import time
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -21,24 +22,24 @@ from tests.conftest import Stack, start_daemon
 pytestmark = pytest.mark.slow
 
 
-async def _order(session: aiohttp.ClientSession, base: str, client_id: int) -> tuple[int, dict]:
+async def _order(session: aiohttp.ClientSession, base: str, client_id: int) -> tuple[int, dict[str, Any]]:
     form = {"pair": "BTC_USDT", "quantity": "0.0001", "price": "20000", "type": "buy",
             "client_id": str(client_id)}
     async with session.post(f"{base}/v1.1/order_create", data=form) as resp:
         return resp.status, await resp.json(content_type=None)
 
 
-async def _client(base: str, ids: range) -> list[tuple[int, dict]]:
+async def _client(base: str, ids: range) -> list[tuple[int, dict[str, Any]]]:
     async with aiohttp.ClientSession() as session:
         return [await _order(session, base, client_id) for client_id in ids]
 
 
-async def _burst(base: str, clients: int, calls: int, first_id: int = 1) -> list[tuple[int, dict]]:
+async def _burst(base: str, clients: int, calls: int, first_id: int = 1) -> list[tuple[int, dict[str, Any]]]:
     tasks = [_client(base, range(first_id + c * calls, first_id + (c + 1) * calls)) for c in range(clients)]
     return [answer for answers in await asyncio.gather(*tasks) for answer in answers]
 
 
-def _assert_all_ok(answers: list[tuple[int, dict]]) -> None:
+def _assert_all_ok(answers: list[tuple[int, dict[str, Any]]]) -> None:
     bad = [a for a in answers if a[0] != 200 or a[1].get("result") is not True]
     assert not bad, bad[:3]
 
@@ -61,11 +62,11 @@ def _sign(secret: str, body: str) -> str:
     return hmac.new(secret.encode(), body.encode(), hashlib.sha512).hexdigest()
 
 
-def _foreign_call(stack: Stack, nonce: int) -> dict:
+def _foreign_call(stack: Stack, nonce: int) -> dict[str, Any]:
     """Another program using the same key directly, with its own nonce."""
     body = urlencode({"nonce": nonce})
 
-    async def go() -> dict:
+    async def go() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session, session.post(
             f"{stack.sim.url}/v1.1/user_info", data=body.encode(),
             headers={"Key": stack.key, "Sign": _sign(stack.secret, body),
@@ -87,7 +88,7 @@ def test_foreign_nonce_far_ahead_then_kill9_restart(make_stack) -> None:  # type
     assert stack.sim_stats()["client_ids"] == {"1": 1}
     assert "nonce resync" in stack.logs()
 
-    async def load_then_kill() -> list[tuple[int, dict]]:
+    async def load_then_kill() -> list[tuple[int, dict[str, Any]]]:
         burst = asyncio.ensure_future(_burst(stack.base, clients=5, calls=40, first_id=100))
         await asyncio.sleep(0.4)
         stack.daemon.kill9()
