@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy import policy
+from proxy import guard, policy
 from proxy.config import Account, Config
-from proxy.dispatch import Dispatcher
+from proxy.dispatch import Dispatcher, NotSent
 from proxy.inbound import BadRequest, read_params
 from proxy.nonce import NonceBook, NonceStateError, wall_clock_ms
 from proxy.policy import PolicyDenied
@@ -44,7 +44,6 @@ class ProxyError(Exception):
 class Runtime:
     config: Config
     dispatcher: Dispatcher
-    nonces: NonceBook
 
 
 CONFIG = web.AppKey("config", Config)
@@ -60,7 +59,7 @@ def error_response(status: int, slug: str, message: str) -> web.Response:
 
 _ROUTER_ERRORS = {
     404: ("unknown_route", "no such route; use POST /v1.1/<method> (or /accounts/<name>/v1.1/<method>)"),
-    405: ("method_not_allowed", "HTTP method not allowed here"),
+    405: ("http_method_not_allowed", "HTTP method not allowed here"),
     413: ("body_too_large", "the body is larger than limits.max_body_bytes"),
 }
 
@@ -73,13 +72,13 @@ def _map_exception(exc: Exception) -> web.Response:
     if isinstance(exc, PolicyDenied):
         return error_response(403, exc.rule, str(exc))
     if isinstance(exc, RateLimited):
-        response = error_response(429, "rate_limited", f"{exc}; EXMO allows 10 requests/s")
+        response = error_response(429, "rate_limited", str(exc))
         response.headers["Retry-After"] = exc.retry_after_header
         return response
-    if isinstance(exc, UpstreamError):
+    if isinstance(exc, NotSent | UpstreamError):
         return error_response(exc.status, exc.slug, str(exc))
     if isinstance(exc, NonceStateError):
-        return error_response(503, "state_unwritable", f"{exc}; refusing to sign (fix state_dir)")
+        return error_response(503, exc.slug, f"{exc}; refusing to sign")
     if isinstance(exc, web.HTTPException) and exc.status in _ROUTER_ERRORS:
         return error_response(exc.status, *_ROUTER_ERRORS[exc.status])
     if isinstance(exc, web.HTTPException):
@@ -93,6 +92,7 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     started = time.monotonic()
     try:
+        guard.check(request.headers, request.app[CONFIG].listen)
         response = await handler(request)
     except Exception as exc:
         response = _map_exception(exc)
@@ -140,16 +140,33 @@ async def handle_api(request: web.Request) -> web.Response:
     params = await read_params(request)
     wait = runtime.config.limits.max_wait_s
     if request.method not in ("GET", "HEAD", "POST"):
-        raise ProxyError(405, "method_not_allowed", "use POST (or GET for public methods)")
+        raise ProxyError(405, "http_method_not_allowed", "use POST (or GET for public methods)")
     if policy.is_public(method):
         http_method = "POST" if request.method == "POST" else "GET"
-        return _pass_through(await runtime.dispatcher.public(http_method, path, params, wait))
+        return _pass_through(
+            await runtime.dispatcher.public(http_method, path, params, wait, _client_waiting(request))
+        )
     if request.method != "POST":
         raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")
     account = resolve_account(runtime.config, request.match_info.get("account"),
                               request.headers.get("X-Exmo-Account"))
     policy.check(account, method)
-    return _pass_through(await runtime.dispatcher.private(account, path, params, wait))
+    return _pass_through(
+        await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request))
+    )
+
+
+def _client_waiting(request: web.Request) -> Callable[[], bool]:
+    def waiting() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
+    return waiting
+
+
+def begin_drain(app: web.Application) -> None:
+    """SIGTERM: from now on, calls that have not been sent yet are answered 503 and not sent."""
+    app[RUNTIME].dispatcher.draining = True
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
@@ -173,11 +190,12 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         nonces.sequence(account.key)  # read every key's state now: a bad state file fails start-up
     await upstream.start()
     limiter = RateLimiter(config.limits.rate_per_second)
-    app[RUNTIME] = Runtime(config, Dispatcher(upstream, limiter, nonces), nonces)
+    app[RUNTIME] = Runtime(config, Dispatcher(upstream, limiter, nonces))
     try:
         yield
     finally:
         await upstream.close()
+        nonces.close()
 
 
 def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.Application:

@@ -69,14 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--upstream", help="EXMO base URL (overrides the file)")
         p.add_argument("--state-dir", help="state directory (overrides the file)")
 
-    sim = sub.add_parser("simulator", help="run a local EXMO-compatible exchange")
+    sim = sub.add_parser("simulator", parents=[common], help="run a local EXMO-compatible exchange")
     sim.add_argument("--listen", default="127.0.0.1:8081")
     sim.add_argument("--accounts", metavar="FILE", help="YAML mapping of API key to secret")
     sim.add_argument("--delay-ms", type=int, default=0, help="random processing delay up to N ms")
     sim.add_argument("--rate-limit", type=int, default=10, help="requests/s per key and IP (0: off)")
     sim.add_argument("--seed", type=int)
 
-    demo = sub.add_parser("demo", help="simulator + proxy with a throwaway config")
+    demo = sub.add_parser("demo", parents=[common], help="simulator + proxy with a throwaway config")
     demo.add_argument("--listen", default="127.0.0.1:8080")
     demo.add_argument("--simulator-listen", default="127.0.0.1:8081")
 
@@ -94,7 +94,8 @@ def _sources(args: argparse.Namespace) -> PassphraseSources:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    pairs = {"listen": args.listen, "upstream": args.upstream, "state_dir": args.state_dir}
+    state_dir = str(Path(args.state_dir).resolve()) if args.state_dir else None  # relative to the cwd
+    pairs = {"listen": args.listen, "upstream": args.upstream, "state_dir": state_dir}
     return {k: v for k, v in pairs.items() if v is not None}
 
 
@@ -168,8 +169,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         case ("account", "set-secret"):
             manage.account_set_secret(path, args.name, args.key, _sources(args), console)
         case ("passphrase", "change"):
-            manage.passphrase_change(path, _sources(args),
-                                     PassphraseSources(explicit=args.new_passphrase_file), console)
+            manage.passphrase_change(path, _sources(args), args.new_passphrase_file, console)
         case ("check", _):
             manage.check(path, _sources(args), _overrides(args), console)
         case ("run", _):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,7 @@ class Limits:
     max_body_bytes: int = 65536
     upstream_timeout_s: float = 15.0
     connect_timeout_s: float = 5.0
-    max_wait_s: float = 30.0
+    max_wait_s: float = 10.0  # below common bot timeouts (ccxt: 10 s)
 
 
 LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
@@ -179,11 +180,17 @@ def _limits(raw: Any) -> Limits:
     return Limits(**out)  # type: ignore[arg-type]
 
 
+_METHOD_NAME = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_]+)*$")
+
+
 def _allow_list(value: Any, where: str) -> frozenset[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}: must be a list of method names, e.g. [user_info, order_create]")
+    bad = [v for v in value if not _METHOD_NAME.match(v)]
+    if bad:
+        raise ConfigError(f"{where}: {bad[0]!r} is not an EXMO method name (e.g. order_create)")
     return frozenset(value)
 
 
@@ -281,7 +288,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
     if not listen.is_loopback:
         raise ConfigError(
             f"listen: {listen.host} is not a loopback address; the daemon signs for anyone who can reach it,"
-            " so it listens on 127.0.0.1 or a unix socket (SPEC §6)"
+            " so it listens only on 127.0.0.1, ::1 or a unix socket"
         )
     level = doc.get("log_level", "info")
     if level not in LOG_LEVELS:

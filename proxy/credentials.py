@@ -110,14 +110,31 @@ class PassphraseSources:
         return Secret(value)
 
     def new(self) -> Secret:
-        """A new passphrase: from the sources when not interactive, else asked twice."""
+        """A new passphrase (init): from the sources when not interactive, else asked twice."""
         if self.explicit or self.env.get(PASSPHRASE_ENV) or not self.is_tty():
             value = self.get()
         else:
-            value = Secret(self.prompt("New passphrase: "))
-            if self.prompt("Repeat passphrase: ") != value.reveal():
-                raise PassphraseError("the two passphrases differ")
+            value = self._ask_twice()
         check_new_passphrase(value)
+        return value
+
+    def replacement(self, new_file: str | None) -> Secret:
+        """The new passphrase of `passphrase change`: only from `new_file` or asked twice on a terminal.
+
+        Never from the usual sources, which hold the *current* passphrase."""
+        if new_file:
+            value = read_passphrase_file(Path(new_file), "--new-passphrase-file")
+        elif self.is_tty():
+            value = self._ask_twice()
+        else:
+            raise PassphraseError("no new passphrase: give --new-passphrase-file PATH, or run on a terminal")
+        check_new_passphrase(value)
+        return value
+
+    def _ask_twice(self) -> Secret:
+        value = Secret(self.prompt("New passphrase: "))
+        if self.prompt("Repeat passphrase: ") != value.reveal():
+            raise PassphraseError("the two passphrases differ")
         return value
 
 

@@ -60,7 +60,8 @@ async def run_demo(listen: Listen, sim_listen: Listen) -> None:
         passphrase = Secret(secrets.token_urlsafe(24))
         create_exclusive(folder / "passphrase", passphrase.encode())
         config_path = folder / "exmo-proxy.yaml"
-        create_exclusive(config_path, new_config_text("demo", key, secret, passphrase, "state").encode())
+        text = new_config_text("demo", key, secret, passphrase, state_dir="state")
+        create_exclusive(config_path, text.encode())
         config = load_config(config_path, PassphraseSources(explicit=str(folder / "passphrase")),
                              {"upstream": sim_listen.url(), "listen": f"{listen.host}:{listen.port}"})
         sim_config = simulator.SimulatorConfig(accounts={key: secret.reveal()})

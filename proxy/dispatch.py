@@ -3,6 +3,9 @@
 A private call holds its key's lock (see nonce.py for why) from drawing the nonce until EXMO answers
 or the upstream timeout abandons it. Waiting for the lock and for a rate slot is bounded by the
 client's patience (`max_wait_s`); past it the client gets 429 with Retry-After instead of a hang.
+Just before a nonce is drawn the call is dropped, unsent, if its client has hung up (a bot that
+timed out may already be retrying: sending the first copy too would place the order twice) or if
+the daemon is shutting down.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from proxy.config import Account
@@ -44,6 +48,30 @@ def nonce_rejection(resp: UpstreamResponse) -> int | None:
     return int(found.group(1)) if found else 0
 
 
+class NotSent(Exception):
+    """The call was dropped before a nonce was drawn: nothing reached EXMO, so it is safe to retry."""
+
+    def __init__(self, status: int, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.slug = slug
+
+
+Waiting = Callable[[], bool]
+
+
+async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> None:
+    if not lock.locked():
+        await lock.acquire()  # uncontended: no wait, even with max_wait_s = 0
+        return
+    try:
+        async with asyncio.timeout(max_wait_s):
+            await lock.acquire()
+    except TimeoutError:
+        raise RateLimited(max_wait_s, f"account {account} is busy: its calls go to EXMO one at a time and"
+                                      f" the queue did not move within {max_wait_s:g}s") from None
+
+
 class Dispatcher:
     """Everything a call needs on its way out; one per running app."""
 
@@ -51,11 +79,20 @@ class Dispatcher:
         self.upstream = upstream
         self.limiter = limiter
         self.nonces = nonces
+        self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
+
+    def _go_ahead(self, client_waiting: Waiting) -> None:
+        if self.draining:
+            raise NotSent(503, "shutting_down", "the daemon is shutting down; the request was not sent,"
+                                                " so it is safe to retry")
+        if not client_waiting():
+            raise NotSent(499, "client_gone", "the client disconnected before the request was sent; not sent")
 
     async def public(
-        self, http_method: str, path: str, params: Params, max_wait_s: float
+        self, http_method: str, path: str, params: Params, max_wait_s: float, client_waiting: Waiting
     ) -> UpstreamResponse:
         await self.limiter.acquire(max_wait_s)
+        self._go_ahead(client_waiting)
         query = urlencode(params) if http_method == "GET" else ""
         body = urlencode(params).encode() if http_method != "GET" and params else None
         headers = {"Content-Type": FORM} if body is not None else {}
@@ -63,30 +100,30 @@ class Dispatcher:
                                         private=False)
 
     async def private(
-        self, account: Account, path: str, params: Params, max_wait_s: float
+        self, account: Account, path: str, params: Params, max_wait_s: float, client_waiting: Waiting
     ) -> UpstreamResponse:
         sequence = self.nonces.sequence(account.key)
         deadline = time.monotonic() + max_wait_s
+        await _take_turn(sequence.lock, max_wait_s, account.name)
         try:
-            await asyncio.wait_for(sequence.lock.acquire(), timeout=max_wait_s)
-        except TimeoutError:
-            raise RateLimited(max_wait_s) from None
-        try:
-            response = await self._signed(account, path, params, deadline)
+            response = await self._signed(account, path, params, deadline, client_waiting)
             used = nonce_rejection(response)
             if used is None:
                 return response
             # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
             # so one retry with a nonce above the one EXMO names cannot execute twice (SPEC §7).
-            await sequence.observe(used)
+            sequence.observe(used)
             log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                         account.name, sequence.last)
-            return await self._signed(account, path, params, deadline)
+            return await self._signed(account, path, params, deadline, client_waiting)
         finally:
             sequence.lock.release()
 
-    async def _signed(self, account: Account, path: str, params: Params, deadline: float) -> UpstreamResponse:
+    async def _signed(
+        self, account: Account, path: str, params: Params, deadline: float, client_waiting: Waiting
+    ) -> UpstreamResponse:
         await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
+        self._go_ahead(client_waiting)
         nonce = await self.nonces.sequence(account.key).next()
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}

@@ -81,6 +81,8 @@ def parse_json(raw: bytes) -> list[tuple[str, str]]:
                          object_pairs_hook=_pairs)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest("bad_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("bad_json", "the JSON body is nested too deeply; send a flat object") from None
     if not isinstance(doc, list) or raw.lstrip()[:1] != b"{":
         raise BadRequest("bad_json", "a JSON body must be an object of parameters")
     if len(doc) > MAX_FIELDS:

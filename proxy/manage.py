@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import vault, yamlfile
+from proxy import policy, vault, yamlfile
 from proxy.config import (
     DEFAULT_LISTEN,
     DEFAULT_UPSTREAM,
+    Account,
     ConfigError,
     check_api_key,
     check_name,
@@ -25,7 +26,7 @@ from proxy.config import (
     unlock_data_key,
     validate,
 )
-from proxy.credentials import PassphraseError, PassphraseSources, Secret, check_new_passphrase
+from proxy.credentials import PassphraseSources, Secret
 from proxy.durable import create_exclusive, write_atomic
 
 Out = Callable[[str], None]
@@ -52,19 +53,28 @@ class Console:
         if self.from_stdin:
             return self._line("API key")
         self._need_tty()
-        return self.ask("EXMO API key (K-...): ").strip()
+        return self._prompt(self.ask, "EXMO API key (K-...): ")
 
     def read_secret(self) -> Secret:
         value = self._line("API secret") if self.from_stdin else self._ask_secret()
         if not value or any(c.isspace() for c in value):
             raise ConfigError("the API secret is empty or contains spaces")
+        if value.startswith("K-"):
+            raise ConfigError("API secret: that looks like the public key (K-...); the secret starts with S-")
         if not value.startswith("S-"):
             self.warn("warning: the secret does not start with S- as EXMO secrets do; stored anyway")
         return Secret(value)
 
     def _ask_secret(self) -> str:
         self._need_tty()
-        return self.ask_secret("EXMO API secret (S-..., not echoed): ").strip()
+        return self._prompt(self.ask_secret, "EXMO API secret (S-..., not echoed): ")
+
+    @staticmethod
+    def _prompt(ask: Callable[[str], str], text: str) -> str:
+        try:
+            return ask(text).strip()
+        except EOFError:
+            raise ConfigError("input ended at the prompt; nothing was written") from None
 
     def _need_tty(self) -> None:
         if not self.stdin.isatty():
@@ -97,12 +107,14 @@ def _encryption_lines(kdf: vault.KdfParams, wrapped: str) -> list[str]:
 
 
 def render_new_config(name: str, key: str, token: str, kdf: vault.KdfParams, wrapped: str,
-                      state_dir: str = "exmo-proxy-state") -> str:
+                      state_dir: str | None = None) -> str:
     lines = [
         "# exmo-signing-proxy config, written by `exmo-proxy init`. Every key: config.example.yaml.",
         f"listen: {DEFAULT_LISTEN}            # or unix:/run/exmo-proxy/proxy.sock",
         f"upstream: {DEFAULT_UPSTREAM}",
-        f"state_dir: {state_dir}   # nonce high-water marks; relative to this file",
+        *([f"state_dir: {state_dir}   # nonce state; relative to this file"] if state_dir else [
+            "# state_dir: /var/lib/exmo-proxy   # nonce state. Default: $STATE_DIRECTORY (systemd),"
+            " else exmo-proxy-state/ beside this file"]),
         "accounts:",
         *("  " + line for line in _account_lines(name, key, token)),
         "limits:",
@@ -114,7 +126,7 @@ def render_new_config(name: str, key: str, token: str, kdf: vault.KdfParams, wra
 
 
 def new_config_text(name: str, key: str, secret: Secret, passphrase: Secret,
-                    state_dir: str = "exmo-proxy-state") -> str:
+                    state_dir: str | None = None) -> str:
     data_key = vault.new_data_key()
     kdf = vault.KdfParams.fresh()
     wrapped = vault.wrap_data_key(data_key, passphrase.encode(), kdf)
@@ -183,9 +195,24 @@ def account_add(path: Path, name: str, sources: PassphraseSources, console: Cons
     token = vault.encrypt_value(data_key, _secret_path(name), console.read_secret().reveal())
     expected = copy.deepcopy(edit.doc)
     expected["accounts"][name] = {"key": key, "secret": token}
-    _save(edit, yamlfile.append_child(edit.text, ("accounts",), _account_lines(name, key, token)), expected,
-          console)
+    text = yamlfile.append_child(edit.text, ("accounts",), _account_lines(name, key, token))
+    keep = _implicit_default(edit.doc)
+    if keep is not None and text is not None:
+        # With one account it was the implicit default; with two, requests naming no account would
+        # start failing (400). Make the old behaviour explicit instead of breaking running bots.
+        expected = {"default_account": keep, **expected}
+        text = yamlfile.insert_top_level(text, f"default_account: {keep}")
+    _save(edit, text, expected, console)
     console.out(f"added account {name!r} to {path}")
+    if keep is not None:
+        console.out(f"default_account: {keep} (requests that name no account still go there)")
+
+
+def _implicit_default(doc: dict[str, Any]) -> str | None:
+    accounts = doc.get("accounts") or {}
+    if doc.get("default_account") is None and len(accounts) == 1:
+        return str(next(iter(accounts)))
+    return None
 
 
 def account_remove(path: Path, name: str, console: Console) -> None:
@@ -242,12 +269,14 @@ def _indent_of(text: str, key_path: tuple[str, ...]) -> int:
     return span.indent if span else 4
 
 
-def passphrase_change(path: Path, sources: PassphraseSources, new_sources: PassphraseSources,
+def passphrase_change(path: Path, sources: PassphraseSources, new_file: str | None,
                       console: Console) -> None:
     edit = _open(path)
-    data_key = _data_key(edit, sources)
-    new = new_sources.new()
-    check_new_passphrase(new)
+    old = sources.get()
+    data_key = unlock_data_key(validate(copy.deepcopy(edit.doc), edit.path), old)
+    new = sources.replacement(new_file)
+    if new.reveal() == old.reveal():
+        raise ConfigError("the new passphrase is the same as the current one; nothing changed")
     kdf = vault.KdfParams.fresh()
     lines = _encryption_lines(kdf, vault.wrap_data_key(data_key, new.encode(), kdf))
     expected = copy.deepcopy(edit.doc)
@@ -256,14 +285,24 @@ def passphrase_change(path: Path, sources: PassphraseSources, new_sources: Passp
     console.out(f"passphrase changed for {path}; secret values are unchanged")
 
 
+def _account_summary(account: Account, default: str | None, console: Console) -> None:
+    marker = " (default)" if account.name == default else ""
+    console.out(f"  account {account.name}{marker}: key {account.key}, secret decrypts")
+    money_out = "allowed" if account.allow_withdrawals else "locked"
+    allowed = ", ".join(sorted(account.allow)) if account.allow is not None else "all methods"
+    console.out(f"    may call: {allowed}; withdrawals: {money_out}")
+    for name in sorted(account.allow or ()):
+        if not (policy.is_known_private(name) or policy.is_public(name)):
+            console.warn(f"warning: accounts.{account.name}.allow: {name!r} is not a known EXMO method")
+
+
 def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], console: Console) -> None:
     config = load_config(path, sources, overrides)
     console.out(f"config OK: {path}")
     console.out(f"  listen: {config.listen.url()}  upstream: {config.upstream}")
     console.out(f"  state_dir: {config.state_dir}")
+    if config.default_account is None:
+        console.out("  default_account: none (requests must name an account)")
     for account in config.accounts.values():
-        marker = " (default)" if account.name == config.default_account else ""
-        console.out(f"  account {account.name}{marker}: key {account.key}, secret decrypts")
+        _account_summary(account, config.default_account, console)
 
-
-__all__ = ["PassphraseError"]

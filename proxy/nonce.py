@@ -26,9 +26,12 @@ winning rejects the earlier one with 40009 (ccxt#24065). The design, and why:
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +47,14 @@ MAX_NONCE = 2**63 - 1  # EXMO accepts 19-digit UnixNano nonces (§3); stay below
 class NonceStateError(Exception):
     """The nonce state cannot be read or made durable; signing must stop."""
 
+    slug = "state_unwritable"
+
+
+class NonceExhausted(NonceStateError):
+    """EXMO's counter for this key is at the top of the int64 range: only a new key helps."""
+
+    slug = "nonce_exhausted"
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -55,16 +66,38 @@ def key_id(api_key: str) -> str:
 
 
 class NonceStore:
-    """One small JSON file per key in `state_dir/nonces/`, written atomically."""
+    """One small JSON file per key in `state_dir/nonces/`, written atomically.
+
+    The directory is locked (flock) for the life of the process: two daemons sharing one state_dir
+    would overwrite each other's ceilings. Saves are serialised and never lower a ceiling, even if
+    an abandoned save thread finishes after a newer one.
+    """
 
     def __init__(self, state_dir: Path) -> None:
         self.directory = state_dir / "nonces"
+        self._saving = threading.Lock()
+        self._saved: dict[str, int] = {}
+        self._lock_fd: int | None = None
 
     def prepare(self) -> None:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise NonceStateError(f"cannot create {self.directory}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise NonceStateError(
+                f"another exmo-proxy is using {self.directory.parent}; give each daemon its own state_dir"
+            ) from None
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _path(self, kid: str) -> Path:
         return self.directory / f"{kid}.json"
@@ -82,11 +115,14 @@ class NonceStore:
         return ceiling
 
     def save(self, kid: str, ceiling: int) -> None:
-        payload = json.dumps({"ceiling": ceiling, "saved_at_ms": wall_clock_ms()}).encode()
-        try:
-            write_atomic(self._path(kid), payload + b"\n")
-        except OSError as exc:
-            raise NonceStateError(f"cannot persist nonce state: {exc.strerror or exc}") from None
+        with self._saving:
+            ceiling = max(ceiling, self._saved.get(kid, 0))
+            payload = json.dumps({"ceiling": ceiling, "saved_at_ms": wall_clock_ms()}).encode()
+            try:
+                write_atomic(self._path(kid), payload + b"\n")
+            except OSError as exc:
+                raise NonceStateError(f"cannot persist nonce state: {exc.strerror or exc}") from None
+            self._saved[kid] = ceiling
 
 
 class NonceSequence:
@@ -108,17 +144,20 @@ class NonceSequence:
         """The next nonce, made durable first if it passes the persisted ceiling."""
         candidate = max(self._last + 1, self._clock())
         if candidate > MAX_NONCE - WINDOW:
-            raise NonceStateError("nonce space exhausted (above 2^63); use a new API key")
+            raise NonceExhausted(
+                "nonce space exhausted: this key's nonce reached the int64 limit; create a new API key"
+            )
         if candidate > self._ceiling:
             await self._persist(candidate + WINDOW)
         self._last = candidate
         return candidate
 
-    async def observe(self, used: int) -> None:
-        """EXMO says it has seen `used`: continue above it (40009 resync)."""
+    def observe(self, used: int) -> None:
+        """EXMO says it has seen `used`: continue above it (40009 resync). No I/O: the next
+        `next()` persists a ceiling above it before the new nonce is used."""
         if used > self._last:
             log.warning("nonce resync: EXMO has seen %d, ours was %d; continuing above it", used, self._last)
-            self._last = min(used, MAX_NONCE - WINDOW)
+            self._last = min(used, MAX_NONCE)
 
     async def _persist(self, ceiling: int) -> None:
         await asyncio.to_thread(self._store.save, self._kid, ceiling)
@@ -131,6 +170,7 @@ class NonceBook:
     def __init__(self, state_dir: Path, clock: Callable[[], int] = wall_clock_ms) -> None:
         self._store = NonceStore(state_dir)
         self._store.prepare()
+        self.close = self._store.release
         self._clock = clock
         self._sequences: dict[str, NonceSequence] = {}
 

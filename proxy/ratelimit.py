@@ -1,8 +1,10 @@
 """The outbound rate limit: EXMO allows 10 requests/second per IP or user (exmo-api.md §5).
 
-A single scheduler spaces calls 1/rate apart (GCRA with no burst, so no one-second window EXMO might
-use can ever see more than `rate` calls). A caller whose turn is further away than it is willing to
-wait is refused at once with the time to retry, instead of queueing without bound.
+A single scheduler spaces calls evenly (GCRA with no burst), 10% wider than 1/rate: EXMO counts
+*arrivals*, and network jitter can bring two calls closer than they were sent — at exactly 100 ms
+spacing the simulator saw 11 calls inside 0.995 s and answered 40034. A caller whose turn is further
+away than it is willing to wait is refused at once with the time to retry, instead of queueing
+without bound.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from collections.abc import Callable
 class RateLimited(Exception):
     """The wait for a sending slot would exceed the caller's patience."""
 
-    def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"rate limit queue full; retry after {retry_after_s:.1f}s")
+    def __init__(self, retry_after_s: float, message: str = "") -> None:
+        super().__init__(message or f"rate limit queue full; retry after {retry_after_s:.1f}s")
         self.retry_after_s = retry_after_s
 
     @property
@@ -25,9 +27,12 @@ class RateLimited(Exception):
         return str(max(1, math.ceil(self.retry_after_s)))
 
 
+JITTER_MARGIN = 0.10
+
+
 class RateLimiter:
     def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 1.0 / rate_per_second
+        self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
         self._clock = clock
         self._next_free = 0.0  # the theoretical time the next call may go out
 
@@ -36,7 +41,7 @@ class RateLimiter:
         now = self._clock()
         slot = max(now, self._next_free)
         wait = slot - now
-        if wait > max_wait_s:
+        if wait > max_wait_s + 1e-9:  # float rounding must not refuse an exact fit
             raise RateLimited(wait)
         self._next_free = slot + self.interval
         return wait
@@ -45,7 +50,3 @@ class RateLimiter:
         wait = self.reserve(max_wait_s)
         if wait > 0:
             await asyncio.sleep(wait)
-
-    @property
-    def backlog_s(self) -> float:
-        return max(0.0, self._next_free - self._clock())

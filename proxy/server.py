@@ -7,6 +7,8 @@ before the process exits 0. Nonce state needs no flush: it is made durable befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import http.client
 import logging
 import os
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.app import create_app
+from proxy.app import begin_drain, create_app
 from proxy.config import Config
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,17 @@ def summary(config: Config) -> str:
 
 def _remove_stale_socket(path: str) -> None:
     try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return
     except FileNotFoundError:
-        pass
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody answers: a leftover from a crash
+            return
+    raise OSError(errno.EADDRINUSE, f"another process is listening on {path}")
 
 
 async def start_site(runner: web.AppRunner, config: Config) -> None:
@@ -85,11 +94,13 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
         if on_ready:
             on_ready()
         await stop.wait()
-        log.info("stopping: draining in-flight requests")
+        log.info("stopping: no new connections; calls already sent get their answer, queued ones get 503")
+        begin_drain(app)
     finally:
         await runner.cleanup()
         if config.listen.unix_path:
-            _remove_stale_socket(config.listen.unix_path)
+            with contextlib.suppress(OSError):
+                os.unlink(config.listen.unix_path)
     log.info("stopped")
 
 
@@ -119,8 +130,8 @@ def health_check(target: str, timeout: float = 3.0) -> tuple[bool, str]:
     try:
         conn.request("GET", path)
         status = conn.getresponse().status
-    except OSError as exc:
-        return False, f"{target}: {exc.strerror or exc}"
+    except (OSError, http.client.HTTPException) as exc:
+        return False, f"{target}: {getattr(exc, 'strerror', None) or exc or type(exc).__name__}"
     finally:
         conn.close()
     return status == 200, f"{target}: HTTP {status}"

@@ -152,6 +152,13 @@ def append_child(text: str, path: tuple[str, ...], child: list[str]) -> str | No
     return _join(lines[: span.end] + [pad + ln for ln in child] + lines[span.end :])
 
 
+def insert_top_level(text: str, line: str) -> str:
+    """Put a new top-level `key: value` line before the first top-level key."""
+    lines = text.splitlines()
+    at = next((i for i, ln in enumerate(lines) if _is_content(ln) and _indent(ln) == 0), len(lines))
+    return _join([*lines[:at], line, *lines[at:]])
+
+
 def _join(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 

@@ -79,11 +79,12 @@ class Service:
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the group: a wrapper (faketime) and its child
         return self.proc.wait(timeout=timeout)
 
     def kill9(self) -> None:
-        self.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
 
@@ -91,8 +92,8 @@ def start(args: list[str], port: int, log_path: Path, env: dict[str, str] | None
           wrap: Sequence[str] = ()) -> Service:
     log = log_path.open("ab")
     proc = subprocess.Popen([*wrap, sys.executable, "-m", "proxy", *args], stdout=log,
-                            stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env or clean_env())
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env or clean_env(),
+                            start_new_session=True)
     log.close()
     service = Service(proc, log_path, port)
     try:
@@ -195,8 +196,8 @@ def build_stack(tmp: Path, *, delay_ms: int = 0, sim_rate: int = 0, rate: float 
 
 def _teardown(stack: Stack) -> None:
     for service in (stack.daemon, stack.sim):
-        if service is not None and service.proc.poll() is None:
-            service.kill9()
+        if service is not None:
+            service.kill9()  # also reaps a wrapper's child whose wrapper already exited
 
 
 @pytest.fixture

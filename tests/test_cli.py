@@ -258,3 +258,74 @@ def test_python_dash_m_and_console_script_agree() -> None:
     result = cli("--version")
     assert result.returncode == 0 and "exmo-proxy" in result.stdout
     assert os.access(os.path.join(os.path.dirname(os.sys.executable), "exmo-proxy"), os.X_OK)  # type: ignore[attr-defined]
+
+
+def test_passphrase_change_never_reads_the_new_one_from_old_sources(setup) -> None:  # type: ignore[no-untyped-def]
+    """Without --new-passphrase-file and no terminal, change refuses (the env file holds the OLD one)."""
+    config, pfile, _, _ = setup
+    before = config.read_bytes()
+    result = cli("passphrase", "change", "--config", str(config),
+                 env=clean_env(EXMO_PROXY_PASSPHRASE_FILE=str(pfile)))
+    one_line_error(result, 2, "--new-passphrase-file")
+    same = cli("passphrase", "change", "--config", str(config), "--passphrase-file", str(pfile),
+               "--new-passphrase-file", str(pfile))
+    one_line_error(same, 2, "same as the current")
+    assert config.read_bytes() == before
+
+
+def test_set_secret_refuses_a_public_key(setup) -> None:  # type: ignore[no-untyped-def]
+    """Piping the key line to set-secret (which reads only the secret) is refused, not stored."""
+    config, pfile, _, _ = setup
+    before = config.read_bytes()
+    result = cli("account", "set-secret", "main", "--config", str(config), "--from-stdin",
+                 "--passphrase-file", str(pfile), stdin=f"{fake_key()}\n{fake_secret()}\n")
+    one_line_error(result, 2, "looks like the public key")
+    assert config.read_bytes() == before
+
+
+def test_adding_a_second_account_keeps_the_first_as_default(setup) -> None:  # type: ignore[no-untyped-def]
+    """Requests that named no account keep going to the first account after `account add`."""
+    config, pfile, _, _ = setup
+    result = cli("account", "add", "hedge", "--config", str(config), "--from-stdin",
+                 "--passphrase-file", str(pfile), stdin=f"{fake_key()}\n{fake_secret()}\n")
+    assert result.returncode == 0 and "default_account: main" in result.stdout
+    assert "\ndefault_account: main\n" in config.read_text()
+    checked = run_check(config, pfile)
+    assert "account main (default)" in checked.stdout
+
+
+def test_check_shows_scopes_and_warns_about_unknown_methods(setup) -> None:  # type: ignore[no-untyped-def]
+    """check prints each account's allow list and withdrawal lock, and flags a misspelt method."""
+    config, pfile, _, _ = setup
+    scopes = r"\1\n    allow: [user_info, user_infoo]\n    allow_withdrawals: false"
+    _edit(config, r"(    key: K-\w+)", scopes)
+    result = run_check(config, pfile)
+    assert result.returncode == 0, result.stderr
+    assert "may call: user_info, user_infoo; withdrawals: locked" in result.stdout
+    assert "'user_infoo' is not a known EXMO method" in result.stderr
+
+
+def test_health_against_a_non_http_port(tmp_path: Path) -> None:
+    """`health` pointed at something that is not HTTP fails with one line, not a traceback."""
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def babble() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH\r\n")
+
+        threading.Thread(target=babble, daemon=True).start()
+        result = cli("health", "--url", f"http://127.0.0.1:{server.getsockname()[1]}")
+    one_line_error(result, 1, "unhealthy")
+
+
+def test_a_second_daemon_on_the_same_state_dir_is_refused(stack: Stack) -> None:
+    """Two daemons on one state_dir would fight over nonce ceilings: the second exits 1 and says why."""
+    result = cli("run", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file),
+                 "--listen", f"127.0.0.1:{free_port()}", "--upstream", stack.sim.url)
+    one_line_error(result, 1, "another exmo-proxy")

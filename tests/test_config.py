@@ -445,7 +445,7 @@ def test_state_dir_relative_to_a_relative_config_path(
 
 def test_state_dir_default(doc: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """Unset, state_dir is $STATE_DIRECTORY (systemd) or exmo-proxy-state beside the file."""
-    del doc["state_dir"]
+    doc.pop("state_dir", None)
     assert validate(doc, CONFIG_PATH).state_dir == CONFIG_DIR / "exmo-proxy-state"
     monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/exmo-proxy")
     assert validate(doc, CONFIG_PATH).state_dir == Path("/var/lib/exmo-proxy")

@@ -108,7 +108,8 @@ def test_unknown_method_is_answered_by_exmo(stack: Stack) -> None:
     [
         pytest.param(["-X", "GET"], "/v1.1/user_info", 405, "post_required", id="private-get"),
         pytest.param(["-X", "POST"], "/v2/user_info", 404, "unknown_route", id="unknown-route"),
-        pytest.param(["-X", "DELETE"], "/v1.1/ticker", 405, "method_not_allowed", id="delete-public"),
+        pytest.param(["-X", "DELETE"], "/v1.1/ticker", 405, "http_method_not_allowed",
+                     id="delete-public"),
         pytest.param(["-X", "POST"], "/v1.1/User_Info", 400, "bad_method", id="bad-method"),
         pytest.param(["-X", "POST", "-H", "Content-Type: application/json", "-d", '{"a": {"b": 1}}'],
                      "/v1.1/user_info", 400, "bad_json", id="nested-json"),
@@ -120,6 +121,16 @@ def test_unknown_method_is_answered_by_exmo(stack: Stack) -> None:
                      "withdrawals_locked", id="excode"),
         pytest.param(["-X", "POST", "-d", "x=" + "a" * 70000], "/v1.1/user_info", 413, "body_too_large",
                      id="too-large"),
+        pytest.param(["-X", "POST", "-H", "Content-Type: application/json", "-d", "[" * 30000],
+                     "/v1.1/user_info", 400, "bad_json", id="deeply-nested-json"),
+        pytest.param(["-X", "POST", "-H", "Origin: https://evil.example", "-H", "Content-Type: text/plain",
+                      "-d", "pair=BTC_USDT&quantity=1&price=0&type=market_buy"], "/v1.1/order_create", 403,
+                     "browser_refused", id="web-page-origin"),
+        pytest.param(["-X", "POST", "-H", "Sec-Fetch-Site: cross-site"], "/v1.1/user_info", 403,
+                     "browser_refused", id="browser-fetch-metadata"),
+        pytest.param(["-X", "POST", "-H", "Host: evil.example:8080"], "/v1.1/user_info", 403,
+                     "host_refused", id="dns-rebinding-host"),
+        pytest.param(["-H", "Host: attacker.test"], "/readyz", 403, "host_refused", id="rebinding-readyz"),
     ],
 )
 def test_own_errors_are_exmo_shaped(stack: Stack, args: list[str], path: str, status: int,
@@ -130,6 +141,14 @@ def test_own_errors_are_exmo_shaped(stack: Stack, args: list[str], path: str, st
     assert got == status
     assert body["result"] is False and body["error"].startswith("proxy: ") and body["proxy_error"] == slug
     assert stack.sim_stats()["executed"] == before
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.0.0.2", "LOCALHOST."])
+def test_local_host_names_are_accepted(stack: Stack, host: str) -> None:
+    """Bots addressing the daemon by any loopback name (with or without port) are served."""
+    port = stack.base.rsplit(":", 1)[1]
+    for value in (host, f"{host}:{port}"):
+        assert post(stack, "user_info", "-H", f"Host: {value}")[0] == 200
 
 
 def test_health_endpoints(stack: Stack) -> None:

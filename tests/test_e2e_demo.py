@@ -109,3 +109,14 @@ def _exercise_socket(proc: subprocess.Popen[bytes], sock: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_max_wait_zero_still_serves_an_idle_account(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """limits.max_wait_s: 0 means 'never queue', not 'always refuse'."""
+    stack: Stack = make_stack()
+    text = stack.config.read_text().replace("upstream_timeout_s: 15",
+                                            "upstream_timeout_s: 15\n  max_wait_s: 0")
+    stack.config.write_text(text)
+    stack.restart_daemon()
+    for _ in range(3):
+        assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200

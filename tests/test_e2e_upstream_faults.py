@@ -7,9 +7,11 @@ exact: hang after reading the request, reset mid-answer, or nothing listening at
 from __future__ import annotations
 
 import collections
+import signal
 import socket
 import socketserver
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ import pytest
 from tests.conftest import (
     Service,
     clean_env,
+    curl,
     curl_json,
     fake_key,
     fake_secret,
@@ -43,6 +46,7 @@ class BrokenExmo(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.seen: collections.Counter[str] = collections.Counter()
         self.release = threading.Event()
+        self.redirect_to = ""
 
     @property
     def url(self) -> str:
@@ -70,6 +74,10 @@ class Handler(socketserver.StreamRequestHandler):
         if path.endswith("/order_create"):  # hang: the request was received, no answer comes
             self.server.release.wait(30)
             return False
+        if path.endswith("/user_trades"):  # a redirect to somewhere else
+            where = f"{self.server.redirect_to}/v1.1/user_trades".encode()
+            self.wfile.write(b"HTTP/1.1 302 Found\r\nLocation: " + where + b"\r\nContent-Length: 0\r\n\r\n")
+            return True
         if path.endswith("/order_cancel"):  # reset in the middle of the answer
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"res")
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -147,3 +155,48 @@ def test_unreachable_upstream_is_502_not_sent(tmp_path: Path) -> None:
         assert curl_json(f"{service.url}/healthz")[0] == 200
     finally:
         service.kill9()
+
+
+def test_a_client_that_gave_up_is_not_sent(daemon: Service, broken: BrokenExmo) -> None:
+    """A queued order whose client timed out is dropped unsent: a retrying bot cannot double-order."""
+    with ThreadPoolExecutor(2) as pool:
+        hung = pool.submit(curl_json, f"{daemon.url}/v1.1/order_create", "-X", "POST")
+        time.sleep(0.2)
+        gave_up = subprocess.run(["curl", "-s", "--max-time", "0.5", "-X", "POST",
+                                  f"{daemon.url}/v1.1/order_create"], capture_output=True, check=False)
+        assert gave_up.returncode == 28  # curl: operation timed out
+        assert hung.result()[0] == 504
+    time.sleep(0.5)
+    assert broken.seen["/v1.1/order_create"] == 1
+    assert " 499 " in daemon.log()
+
+
+def test_sigterm_answers_queued_calls_unsent(daemon: Service, broken: BrokenExmo) -> None:
+    """On SIGTERM the call in flight gets its answer; calls queued behind it get 503 and are never sent."""
+    url = f"{daemon.url}/v1.1/order_create"
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(curl_json, url, "-X", "POST")
+        time.sleep(0.3)
+        queued = [pool.submit(curl_json, url, "-X", "POST") for _ in range(2)]
+        time.sleep(0.3)
+        daemon.proc.send_signal(signal.SIGTERM)
+        statuses = sorted(f.result()[0] for f in [first, *queued])
+    assert statuses == [503, 503, 504]
+    assert daemon.proc.wait(timeout=30) == 0
+    assert broken.seen["/v1.1/order_create"] == 1
+
+
+def test_redirects_are_not_followed(daemon: Service, broken: BrokenExmo) -> None:
+    """A 302 from upstream is handed back as it is; the daemon never contacts the other host."""
+    elsewhere = BrokenExmo()
+    thread = threading.Thread(target=elsewhere.serve_forever, daemon=True)
+    thread.start()
+    try:
+        broken.redirect_to = elsewhere.url
+        status, _ = curl(f"{daemon.url}/v1.1/user_trades", "-X", "POST")
+        assert status == 302
+        assert broken.seen["/v1.1/user_trades"] == 1
+        assert not elsewhere.seen
+    finally:
+        elsewhere.shutdown()
+        elsewhere.server_close()

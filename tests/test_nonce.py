@@ -46,6 +46,12 @@ def _store(tmp_path: Path) -> CountingStore:
     return store
 
 
+def _restarted(old: NonceStore, tmp_path: Path) -> CountingStore:
+    """What a restarted daemon sees: the old process (and its state_dir lock) is gone."""
+    old.release()
+    return _store(tmp_path)
+
+
 def _state_file(store: NonceStore, api_key: str = KEY) -> Path:
     return store.directory / f"{key_id(api_key)}.json"
 
@@ -85,7 +91,7 @@ async def test_restart_resumes_above_persisted_ceiling(tmp_path: Path) -> None:
     sent = [await first.next() for _ in range(50)]
     ceiling = _persisted(store)
     behind = FakeClock(T0 - 86_400_000)  # a day behind, e.g. a machine with a dead RTC battery
-    second = NonceSequence(_store(tmp_path), KEY, behind)
+    second = NonceSequence(_restarted(store, tmp_path), KEY, behind)
     resumed = await second.next()
     assert resumed > ceiling > max(sent)  # above the ceiling, not merely above what was sent
 
@@ -96,7 +102,7 @@ async def test_restart_after_kill_mid_window_never_reuses(tmp_path: Path) -> Non
     first = NonceSequence(store, KEY, FakeClock())
     sent = {await first.next() for _ in range(10)}
     del first  # no flush hook exists: the state on disk is all that survives
-    second = NonceSequence(NonceStore(tmp_path), KEY, FakeClock())
+    second = NonceSequence(_restarted(store, tmp_path), KEY, FakeClock())
     assert not sent & {await second.next() for _ in range(10)}
 
 
@@ -144,11 +150,11 @@ async def test_observe_lifts_the_counter_and_persists_before_use(tmp_path: Path)
     seq = NonceSequence(store, KEY, FakeClock())
     await seq.next()
     seen_by_exmo = T0 + 50 * WINDOW
-    await seq.observe(seen_by_exmo)
+    seq.observe(seen_by_exmo)
     issued = await seq.next()
     assert issued == seen_by_exmo + 1
     assert _persisted(store) >= issued
-    restarted = NonceSequence(NonceStore(tmp_path), KEY, FakeClock())
+    restarted = NonceSequence(_restarted(store, tmp_path), KEY, FakeClock())
     assert await restarted.next() > issued
 
 
@@ -157,7 +163,7 @@ async def test_observe_never_lowers_the_counter(tmp_path: Path) -> None:
     seq = NonceSequence(_store(tmp_path), KEY, FakeClock())
     for _ in range(5):
         await seq.next()
-    await seq.observe(T0 - 1000)
+    seq.observe(T0 - 1000)
     assert seq.last == T0 + 4
     assert await seq.next() == T0 + 5
 
@@ -165,7 +171,7 @@ async def test_observe_never_lowers_the_counter(tmp_path: Path) -> None:
 async def test_observe_near_the_int64_limit_refuses_to_sign(tmp_path: Path) -> None:
     """A nonce EXMO reports near 2^63 exhausts the space: next() refuses instead of overflowing."""
     seq = NonceSequence(_store(tmp_path), KEY, FakeClock())
-    await seq.observe(MAX_NONCE)
+    seq.observe(MAX_NONCE)
     with pytest.raises(NonceStateError, match="exhausted"):
         await seq.next()
 
@@ -318,3 +324,20 @@ async def test_concurrent_callers_get_distinct_increasing_nonces_in_lock_order(t
     assert values == sorted(values)
     assert [i for i, _ in order] == list(range(200))  # FIFO: acquisition order is arrival order
     assert _persisted(store) >= values[-1]
+
+
+def test_a_second_daemon_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    """Two daemons sharing one state_dir would overwrite each other's ceilings: the second is refused."""
+    first = _store(tmp_path)
+    with pytest.raises(NonceStateError, match="another exmo-proxy"):
+        NonceStore(tmp_path).prepare()
+    first.release()
+    NonceStore(tmp_path).prepare()
+
+
+def test_a_late_save_never_lowers_the_ceiling(tmp_path: Path) -> None:
+    """An abandoned save that finishes after a newer one cannot move the ceiling down."""
+    store = _store(tmp_path)
+    store.save(key_id(KEY), T0 + 2 * WINDOW)
+    store.save(key_id(KEY), T0 + WINDOW)  # the late, older write
+    assert store.load(key_id(KEY)) == T0 + 2 * WINDOW

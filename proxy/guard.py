@@ -1,0 +1,53 @@
+"""Browser and DNS-rebinding protection (SPEC §6).
+
+A daemon on 127.0.0.1 that signs anything is reachable from every web page the user opens: a page
+can POST a form (or a `no-cors` fetch) to it without any CORS preflight, and with DNS rebinding it
+can even read answers. Bots never send `Origin` or `Sec-Fetch-*` headers and always address the
+daemon by a loopback name, so those three signals are refused before anything else runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+
+from proxy.config import Listen
+from proxy.policy import PolicyDenied
+
+BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
+
+
+def host_name(host_header: str) -> str:
+    """The name part of a Host header: `[::1]:8080` → `::1`, `localhost:8080` → `localhost`."""
+    if host_header.startswith("["):
+        return host_header[1 : host_header.find("]")] if "]" in host_header else host_header
+    name, sep, port = host_header.rpartition(":")
+    return name if sep and port.isdigit() else host_header
+
+
+def is_local_name(name: str, listen: Listen) -> bool:
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name == listen.host.lower():
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check(headers: Mapping[str, str], listen: Listen) -> None:
+    """Raise PolicyDenied for a request that comes from a browser or names a foreign host."""
+    for name in BROWSER_HEADERS:
+        if name in headers:
+            raise PolicyDenied(
+                "browser_refused",
+                f"requests with an {name} header come from a web browser and are refused, so that no"
+                " web page can trade through this daemon; bots must not send it",
+            )
+    host = headers.get("Host")
+    if listen.unix_path is None and host and not is_local_name(host_name(host), listen):
+        raise PolicyDenied(
+            "host_refused",
+            f"Host {host_name(host)!r} is not a local name; address the daemon as 127.0.0.1 or localhost"
+            " (a foreign Host is how DNS rebinding reaches a local daemon)",
+        )
