@@ -2,8 +2,10 @@
 
 A daemon on 127.0.0.1 that signs anything is reachable from every web page the user opens: a page
 can POST a form (or a `no-cors` fetch) to it without any CORS preflight, and with DNS rebinding it
-can even read answers. Bots never send `Origin` or `Sec-Fetch-*` headers and always address the
-daemon by a loopback name, so those three signals are refused before anything else runs.
+can even read answers. Browsers add `Origin` to cross-site POSTs and `Sec-Fetch-Site` to every
+request; bots send neither and address the daemon by a loopback name. So those signals are refused
+before anything else runs. (`Sec-Fetch-Mode` is not one of them: Node's built-in fetch sends
+`sec-fetch-mode: cors` too.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 from proxy.config import Listen
 from proxy.policy import PolicyDenied
 
-BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
+BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
 
 
 def host_name(host_header: str) -> str:

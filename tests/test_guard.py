@@ -32,7 +32,7 @@ def test_host_name(header: str, name: str) -> None:
     [
         pytest.param({"Origin": "null"}, "browser_refused", id="origin-null"),
         pytest.param({"Origin": "http://127.0.0.1:8080"}, "browser_refused", id="same-origin-page"),
-        pytest.param({"Sec-Fetch-Mode": "no-cors"}, "browser_refused", id="fetch-metadata"),
+        pytest.param({"Sec-Fetch-Site": "cross-site"}, "browser_refused", id="fetch-metadata"),
         pytest.param({"Host": "evil.example"}, "host_refused", id="foreign-host"),
         pytest.param({"Host": "127.0.0.1.evil.example:8080"}, "host_refused", id="lookalike"),
         pytest.param({"Host": "0.0.0.0:8080"}, "host_refused", id="unspecified"),
@@ -49,6 +49,11 @@ def test_browsers_and_foreign_hosts_are_refused(headers: dict[str, str], rule: s
 def test_bots_are_served(host: str | None) -> None:
     """A bot's request (no browser headers, a loopback Host or none) passes."""
     guard.check({"Host": host} if host else {}, LISTEN)
+
+
+def test_node_fetch_is_not_mistaken_for_a_browser() -> None:
+    """Node's built-in fetch sends `sec-fetch-mode: cors` (but no Origin or Sec-Fetch-Site): a bot."""
+    guard.check({"Host": "127.0.0.1:8080", "sec-fetch-mode": "cors"}, LISTEN)
 
 
 def test_unix_socket_ignores_host() -> None:
