@@ -9,7 +9,6 @@ given twice, nested JSON) is refused rather than guessed at, because these are t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,14 +25,6 @@ class BadRequest(Exception):
     def __init__(self, slug: str, message: str) -> None:
         super().__init__(message)
         self.slug = slug
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    version: str
-    method: str
-    account: str | None
-    params: Params
 
 
 def parse_form(text: str, where: str) -> list[tuple[str, str]]:
