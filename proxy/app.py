@@ -1,43 +1,27 @@
 """The daemon's HTTP surface: `create_app(config) -> web.Application` (SPEC §5).
 
-Every handler raises; one middleware turns our exceptions into a non-200 EXMO-shaped body
-(`{"result": false, "error": "proxy: ...", "proxy_error": "<slug>"}`) so bots that check `result`
-see it, and writes the one access line per request (never a body, Key, Sign or query string).
+`handle_api` reads top to bottom as a request's way: method → parameters → account → policy →
+pre-trade checks → kill switch → dispatch (nonce, signature, upstream) → EXMO's answer unchanged.
+Handlers only raise; middleware.py turns exceptions into answers.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy import guard, policy
+from proxy import halt, policy, pretrade
 from proxy.config import Account, Config
-from proxy.dispatch import Dispatcher, NotSent
-from proxy.inbound import BadRequest, read_params
-from proxy.nonce import NonceBook, NonceStateError, wall_clock_ms
+from proxy.dispatch import Dispatcher
+from proxy.inbound import read_params
+from proxy.middleware import CLIENT, CONFIG, ProxyError, errors_and_access_log
+from proxy.nonce import NonceBook, wall_clock_ms
 from proxy.policy import PolicyDenied
-from proxy.ratelimit import RateLimited, RateLimiter
-from proxy.upstream import Upstream, UpstreamError, UpstreamResponse
-
-log = logging.getLogger(__name__)
-access_log = logging.getLogger("proxy.access")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ProxyError(Exception):
-    """A refusal of the daemon's own, with its HTTP status and slug."""
-
-    def __init__(self, status: int, slug: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.slug = slug
+from proxy.ratelimit import RateLimiter
+from proxy.upstream import Upstream, UpstreamResponse
 
 
 @dataclass
@@ -46,62 +30,9 @@ class Runtime:
     dispatcher: Dispatcher
 
 
-CONFIG = web.AppKey("config", Config)
 RUNTIME = web.AppKey("runtime", Runtime)
 Clock = Callable[[], int]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-
-
-def error_response(status: int, slug: str, message: str) -> web.Response:
-    body = {"result": False, "error": f"proxy: {message}", "proxy_error": slug}
-    return web.json_response(body, status=status)
-
-
-_ROUTER_ERRORS = {
-    404: ("unknown_route", "no such route; use POST /v1.1/<method> (or /accounts/<name>/v1.1/<method>)"),
-    405: ("http_method_not_allowed", "HTTP method not allowed here"),
-    413: ("body_too_large", "the body is larger than limits.max_body_bytes"),
-}
-
-
-def _map_exception(exc: Exception) -> web.Response:
-    if isinstance(exc, ProxyError):
-        return error_response(exc.status, exc.slug, str(exc))
-    if isinstance(exc, BadRequest):
-        return error_response(400, exc.slug, str(exc))
-    if isinstance(exc, PolicyDenied):
-        return error_response(403, exc.rule, str(exc))
-    if isinstance(exc, RateLimited):
-        response = error_response(429, "rate_limited", str(exc))
-        response.headers["Retry-After"] = exc.retry_after_header
-        return response
-    if isinstance(exc, NotSent | UpstreamError):
-        return error_response(exc.status, exc.slug, str(exc))
-    if isinstance(exc, NonceStateError):
-        return error_response(503, exc.slug, f"{exc}; refusing to sign")
-    if isinstance(exc, web.HTTPException) and exc.status in _ROUTER_ERRORS:
-        return error_response(exc.status, *_ROUTER_ERRORS[exc.status])
-    if isinstance(exc, web.HTTPException):
-        return error_response(exc.status, "http_error", exc.reason)
-    log.error("internal error handling a request: %s", type(exc).__name__, exc_info=exc)
-    return error_response(500, "internal", "internal error; see the daemon log")
-
-
-@web.middleware
-async def errors_and_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
-    started = time.monotonic()
-    try:
-        guard.check(request.headers, request.app[CONFIG].listen)
-        response = await handler(request)
-    except Exception as exc:
-        response = _map_exception(exc)
-    response.headers["X-Request-Id"] = request_id
-    access_log.info(
-        "%s %s %s %d %.1fms id=%s", request.remote or "-", request.method, request.path,
-        response.status, (time.monotonic() - started) * 1000, request_id,
-    )
-    return response
 
 
 def resolve_account(config: Config, from_path: str | None, from_header: str | None) -> Account:
@@ -137,10 +68,10 @@ async def handle_api(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     method = _method(request)
     path = f"/{request.match_info['version']}/{method}"
-    params = await read_params(request)
-    wait = runtime.config.limits.max_wait_s
     if request.method not in ("GET", "HEAD", "POST"):
         raise ProxyError(405, "http_method_not_allowed", "use POST (or GET for public methods)")
+    params = await read_params(request)
+    wait = runtime.config.limits.max_wait_s
     if policy.is_public(method):
         http_method = "POST" if request.method == "POST" else "GET"
         return _pass_through(
@@ -150,7 +81,11 @@ async def handle_api(request: web.Request) -> web.Response:
         raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")
     account = resolve_account(runtime.config, request.match_info.get("account"),
                               request.headers.get("X-Exmo-Account"))
-    policy.check(account, method)
+    policy.check(account, method, request.get(CLIENT))
+    pretrade.check(account, method, params)
+    if method in policy.HALTED and halt.is_halted(runtime.config.state_dir):
+        raise PolicyDenied("halted", f"trading is halted: {method} is refused until `exmo-proxy halt off`;"
+                                     " cancels, reads and balances still work")
     return _pass_through(
         await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request))
     )
@@ -179,7 +114,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
     if not os.access(state, os.W_OK):
         return web.json_response({"status": "not ready", "reason": f"state_dir {state} is not writable"},
                                  status=503)
-    return web.json_response({"status": "ready", "accounts": sorted(runtime.config.accounts)})
+    return web.json_response({"status": "ready"})
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:

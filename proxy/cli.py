@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxy import __version__, manage, vault
+from proxy import __version__, manage, manage_clients, vault
 from proxy.config import DEFAULT_LISTEN, Listen, default_config_path, load_config
 from proxy.credentials import PassphraseError, PassphraseSources
 from proxy.nonce import NonceStateError
@@ -55,6 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--key", help="also replace the public key (for a rotated key pair)")
     acc.add_parser("remove", parents=[common]).add_argument("name", metavar="NAME")
     acc.add_parser("list", parents=[common])
+
+    client = sub.add_parser("client", parents=[common], help="manage client tokens")
+    cl = client.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = cl.add_parser("add", parents=[common], help="new client; prints its token once")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--account", action="append", required=True, dest="accounts", metavar="ACCOUNT",
+                     help="an account this client may use (repeat for more)")
+    add.add_argument("--allow", nargs="+", default=[], metavar="METHOD",
+                     help="only these methods (money-out methods must be listed to be allowed)")
+    cl.add_parser("remove", parents=[common]).add_argument("name", metavar="NAME")
+    cl.add_parser("list", parents=[common])
+
+    stop = sub.add_parser("halt", parents=[common], help="kill switch: refuse new orders and withdrawals")
+    stop.add_argument("state", nargs="?", choices=["on", "off", "status"], default="status")
+    stop.add_argument("--reason", default="", help="a note kept with the halt")
 
     phrase = sub.add_parser("passphrase", parents=[common], help="change the passphrase")
     change = phrase.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
@@ -168,6 +183,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             manage.account_list(path, console)
         case ("account", "set-secret"):
             manage.account_set_secret(path, args.name, args.key, _sources(args), console)
+        case ("client", "add"):
+            manage_clients.client_add(path, args.name, args.accounts, args.allow, console)
+        case ("client", "remove"):
+            manage_clients.client_remove(path, args.name, console)
+        case ("client", "list"):
+            manage_clients.client_list(path, console)
+        case ("halt", _):
+            manage.halt_command(path, args.state, args.reason, console)
         case ("passphrase", "change"):
             manage.passphrase_change(path, _sources(args), args.new_passphrase_file, console)
         case ("check", _):

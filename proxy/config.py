@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,9 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy import vault
+from proxy import scopes, vault
 from proxy.credentials import PassphraseSources, Secret
+from proxy.scopes import AccountPolicy, Client
 from proxy.yamlfile import ConfigError as ConfigError  # re-exported: callers catch it from here
 from proxy.yamlfile import read_document
 
@@ -28,8 +28,9 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
-            "encryption", "log_level"}
-ACCOUNT_KEYS = {"key", "secret", "allow", "allow_withdrawals"}
+            "encryption", "log_level", "socket_mode"}
+DEFAULT_SOCKET_MODE = 0o660
+ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -96,8 +97,7 @@ class Account:
     name: str
     key: str
     secret: Secret = field(repr=False)
-    allow: frozenset[str] | None = None
-    allow_withdrawals: bool = False
+    policy: AccountPolicy = field(default_factory=AccountPolicy)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,8 @@ class Config:
     default_account: str | None = None
     limits: Limits = Limits()
     log_level: str = "info"
+    clients: Mapping[str, Client] = field(default_factory=lambda: MappingProxyType({}))
+    socket_mode: int = DEFAULT_SOCKET_MODE
 
 
 
@@ -180,20 +182,6 @@ def _limits(raw: Any) -> Limits:
     return Limits(**out)  # type: ignore[arg-type]
 
 
-_METHOD_NAME = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_]+)*$")
-
-
-def _allow_list(value: Any, where: str) -> frozenset[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}: must be a list of method names, e.g. [user_info, order_create]")
-    bad = [v for v in value if not _METHOD_NAME.match(v)]
-    if bad:
-        raise ConfigError(f"{where}: {bad[0]!r} is not an EXMO method name (e.g. order_create)")
-    return frozenset(value)
-
-
 @dataclass(frozen=True)
 class AccountEntry:
     """An account as written in the file; `secret` is still the `enc:v1:` text."""
@@ -201,8 +189,7 @@ class AccountEntry:
     name: str
     key: str
     secret: str = field(repr=False)
-    allow: frozenset[str] | None
-    allow_withdrawals: bool
+    policy: AccountPolicy = field(default_factory=AccountPolicy)
 
 
 def account_entry(name: Any, raw: Any) -> AccountEntry:
@@ -217,11 +204,8 @@ def account_entry(name: Any, raw: Any) -> AccountEntry:
             f"{where}.secret: a plaintext secret is refused; store it encrypted with "
             f"`exmo-proxy account set-secret {name}`"
         )
-    withdrawals = entry.get("allow_withdrawals", False)
-    if not isinstance(withdrawals, bool):
-        raise ConfigError(f"{where}.allow_withdrawals: must be true or false")
     return AccountEntry(name, check_api_key(entry["key"], f"{where}.key"), secret,
-                        _allow_list(entry.get("allow"), f"{where}.allow"), withdrawals)
+                        scopes.account_policy(entry, where))
 
 
 def encryption_header(raw: Any) -> tuple[vault.KdfParams, str]:
@@ -257,6 +241,8 @@ class Document:
     log_level: str
     kdf: vault.KdfParams
     wrapped_key: str
+    clients: Mapping[str, Client]
+    socket_mode: int
 
 
 def _state_dir(value: Any, path: Path) -> Path:
@@ -282,13 +268,12 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
     if not isinstance(raw_accounts, dict) or not raw_accounts:
         raise ConfigError("accounts: at least one account is needed (`exmo-proxy account add NAME`)")
     accounts = tuple(account_entry(n, a) for n, a in raw_accounts.items())
-    if doc.get("clients"):
-        raise ConfigError("clients: client tokens are not supported by this version yet; remove the key")
+    clients = _clients(doc.get("clients"), frozenset(a.name for a in accounts))
     listen = _listen(doc.get("listen", DEFAULT_LISTEN))
-    if not listen.is_loopback:
+    if not listen.is_loopback and not clients:
         raise ConfigError(
             f"listen: {listen.host} is not a loopback address; the daemon signs for anyone who can reach it,"
-            " so it listens only on 127.0.0.1, ::1 or a unix socket"
+            " so it listens only on 127.0.0.1, ::1 or a unix socket unless clients (tokens) are configured"
         )
     level = doc.get("log_level", "info")
     if level not in LOG_LEVELS:
@@ -299,7 +284,31 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts,
         default_account=_default_account(doc.get("default_account"), accounts),
         limits=_limits(doc.get("limits")), log_level=level, kdf=kdf, wrapped_key=wrapped,
+        clients=clients, socket_mode=_socket_mode(doc.get("socket_mode"), bool(clients)),
     )
+
+
+def _clients(raw: Any, accounts: frozenset[str]) -> Mapping[str, Client]:
+    if raw is None or raw == {}:
+        return MappingProxyType({})
+    if not isinstance(raw, dict):
+        raise ConfigError("clients: must be a mapping of client names")
+    return MappingProxyType({check_name(n, "clients"): scopes.client(n, c, accounts) for n, c in raw.items()})
+
+
+def _socket_mode(value: Any, has_clients: bool) -> int:
+    """Unix socket permissions; YAML reads 0660 as octal already, "0660" arrives as text."""
+    if value is None:
+        return DEFAULT_SOCKET_MODE
+    try:
+        mode = int(value, 8) if isinstance(value, str) else int(value)
+    except ValueError:
+        raise ConfigError("socket_mode: must be an octal mode like \"0660\"") from None
+    if isinstance(value, bool) or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
+        raise ConfigError("socket_mode: must be an octal mode like \"0660\" that keeps owner read/write")
+    if mode & 0o007 and not has_clients:
+        raise ConfigError("socket_mode: giving every local user access needs clients (tokens) configured")
+    return mode
 
 
 def unlock_data_key(document: Document, passphrase: Secret) -> bytes:
@@ -311,8 +320,7 @@ def open_accounts(document: Document, data_key: bytes) -> dict[str, Account]:
     """Decrypt every account secret (vault.ValueAuthError names the path that failed)."""
     return {
         a.name: Account(a.name, a.key, Secret(vault.decrypt_value(data_key, f"accounts.{a.name}.secret",
-                                                                   a.secret)),
-                        a.allow, a.allow_withdrawals)
+                                                                   a.secret)), a.policy)
         for a in document.accounts
     }
 
@@ -325,5 +333,6 @@ def load_config(path: Path, passphrases: PassphraseSources,
     return Config(
         path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
         accounts=MappingProxyType(accounts), default_account=document.default_account,
-        limits=document.limits, log_level=document.log_level,
+        limits=document.limits, log_level=document.log_level, clients=document.clients,
+        socket_mode=document.socket_mode,
     )

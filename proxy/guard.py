@@ -47,7 +47,11 @@ def check(headers: Mapping[str, str], listen: Listen) -> None:
                 " web page can trade through this daemon; bots must not send it",
             )
     host = headers.get("Host")
-    if listen.unix_path is None and host and not is_local_name(host_name(host), listen):
+    # Rebinding matters for a loopback listener that trusts whoever reaches it; a unix socket has
+    # no host name, and a non-loopback listener (only allowed with client tokens) is addressed by
+    # the machine's own names while every request must carry a token a web page does not have.
+    rebindable = listen.unix_path is None and listen.is_loopback
+    if rebindable and host and not is_local_name(host_name(host), listen):
         raise PolicyDenied(
             "host_refused",
             f"Host {host_name(host)!r} is not a local name; address the daemon as 127.0.0.1 or localhost"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import policy, vault, yamlfile
+from proxy import halt, policy, vault, yamlfile
 from proxy.config import (
     DEFAULT_LISTEN,
     DEFAULT_UPSTREAM,
@@ -158,7 +158,7 @@ class Editable:
     doc: dict[str, Any]
 
 
-def _open(path: Path, tolerate_plaintext: str | None = None) -> Editable:
+def open_editable(path: Path, tolerate_plaintext: str | None = None) -> Editable:
     text = yamlfile.load_text(path)
     doc = yamlfile.parse_yaml(text, str(path))
     probe = copy.deepcopy(doc)
@@ -170,7 +170,7 @@ def _open(path: Path, tolerate_plaintext: str | None = None) -> Editable:
     return Editable(path, text, doc)
 
 
-def _save(edit: Editable, new_text: str | None, expected: dict[str, Any], console: Console) -> None:
+def save_edit(edit: Editable, new_text: str | None, expected: dict[str, Any], console: Console) -> None:
     validate(copy.deepcopy(expected), edit.path)
     text, kept = yamlfile.verified_edit(edit.text, new_text, expected)
     if not kept:
@@ -187,7 +187,7 @@ def _data_key(edit: Editable, sources: PassphraseSources) -> bytes:
 
 def account_add(path: Path, name: str, sources: PassphraseSources, console: Console) -> None:
     check_name(name, "account name")
-    edit = _open(path)
+    edit = open_editable(path)
     if name in edit.doc["accounts"]:
         raise ConfigError(f"accounts.{name}: already exists (use `exmo-proxy account set-secret {name}`)")
     data_key = _data_key(edit, sources)
@@ -202,7 +202,7 @@ def account_add(path: Path, name: str, sources: PassphraseSources, console: Cons
         # start failing (400). Make the old behaviour explicit instead of breaking running bots.
         expected = {"default_account": keep, **expected}
         text = yamlfile.insert_top_level(text, f"default_account: {keep}")
-    _save(edit, text, expected, console)
+    save_edit(edit, text, expected, console)
     console.out(f"added account {name!r} to {path}")
     if keep is not None:
         console.out(f"default_account: {keep} (requests that name no account still go there)")
@@ -216,7 +216,7 @@ def _implicit_default(doc: dict[str, Any]) -> str | None:
 
 
 def account_remove(path: Path, name: str, console: Console) -> None:
-    edit = _open(path)
+    edit = open_editable(path)
     accounts = edit.doc["accounts"]
     if name not in accounts:
         raise ConfigError(f"accounts.{name}: no such account")
@@ -226,7 +226,7 @@ def account_remove(path: Path, name: str, console: Console) -> None:
         raise ConfigError(f"default_account is {name!r}; point it at another account first")
     expected = copy.deepcopy(edit.doc)
     del expected["accounts"][name]
-    _save(edit, yamlfile.delete_block(edit.text, ("accounts", name)), expected, console)
+    save_edit(edit, yamlfile.delete_block(edit.text, ("accounts", name)), expected, console)
     console.out(f"removed account {name!r} from {path}")
 
 
@@ -234,16 +234,19 @@ def account_list(path: Path, console: Console) -> None:
     document = validate(yamlfile.read_document(path), path)
     for account in document.accounts:
         flags = ["default"] if account.name == document.default_account else []
-        if account.allow_withdrawals:
+        rules = account.policy
+        if rules.allow_withdrawals:
             flags.append("withdrawals allowed")
-        if account.allow is not None:
-            flags.append("allow: " + ",".join(sorted(account.allow)))
+        if rules.read_only:
+            flags.append("read-only")
+        if rules.allow is not None:
+            flags.append("allow: " + ",".join(sorted(rules.allow)))
         console.out(f"{account.name}\t{account.key}\t{'; '.join(flags)}".rstrip())
 
 
 def account_set_secret(path: Path, name: str, new_key: str | None, sources: PassphraseSources,
                        console: Console) -> None:
-    edit = _open(path, tolerate_plaintext=name)
+    edit = open_editable(path, tolerate_plaintext=name)
     if name not in edit.doc["accounts"]:
         raise ConfigError(f"accounts.{name}: no such account (use `exmo-proxy account add {name}`)")
     probe = copy.deepcopy(edit.doc)
@@ -260,7 +263,7 @@ def account_set_secret(path: Path, name: str, new_key: str | None, sources: Pass
     if text is not None:
         pad = " " * _indent_of(text, ("accounts", name, "secret"))
         text = yamlfile.replace_block(text, ("accounts", name, "secret"), [f'{pad}secret: "{token}"'])
-    _save(edit, text, expected, console)
+    save_edit(edit, text, expected, console)
     console.out(f"stored a new secret for account {name!r} in {path}")
 
 
@@ -271,7 +274,7 @@ def _indent_of(text: str, key_path: tuple[str, ...]) -> int:
 
 def passphrase_change(path: Path, sources: PassphraseSources, new_file: str | None,
                       console: Console) -> None:
-    edit = _open(path)
+    edit = open_editable(path)
     old = sources.get()
     data_key = unlock_data_key(validate(copy.deepcopy(edit.doc), edit.path), old)
     new = sources.replacement(new_file)
@@ -281,17 +284,19 @@ def passphrase_change(path: Path, sources: PassphraseSources, new_file: str | No
     lines = _encryption_lines(kdf, vault.wrap_data_key(data_key, new.encode(), kdf))
     expected = copy.deepcopy(edit.doc)
     expected["encryption"] = yamlfile.parse_yaml("\n".join(lines), "new header")["encryption"]
-    _save(edit, yamlfile.replace_block(edit.text, ("encryption",), lines), expected, console)
+    save_edit(edit, yamlfile.replace_block(edit.text, ("encryption",), lines), expected, console)
     console.out(f"passphrase changed for {path}; secret values are unchanged")
 
 
 def _account_summary(account: Account, default: str | None, console: Console) -> None:
     marker = " (default)" if account.name == default else ""
     console.out(f"  account {account.name}{marker}: key {account.key}, secret decrypts")
-    money_out = "allowed" if account.allow_withdrawals else "locked"
-    allowed = ", ".join(sorted(account.allow)) if account.allow is not None else "all methods"
-    console.out(f"    may call: {allowed}; withdrawals: {money_out}")
-    for name in sorted(account.allow or ()):
+    rules = account.policy
+    money_out = "allowed" if rules.allow_withdrawals else "locked"
+    allowed = ", ".join(sorted(rules.allow)) if rules.allow is not None else "all methods"
+    reads = " (read-only)" if rules.read_only else ""
+    console.out(f"    may call: {allowed}{reads}; withdrawals: {money_out}")
+    for name in sorted(rules.allow or ()):
         if not (policy.is_known_private(name) or policy.is_public(name)):
             console.warn(f"warning: accounts.{account.name}.allow: {name!r} is not a known EXMO method")
 
@@ -306,3 +311,19 @@ def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], con
     for account in config.accounts.values():
         _account_summary(account, config.default_account, console)
 
+
+
+def halt_command(path: Path, state: str, reason: str, console: Console) -> None:
+    """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once."""
+    state_dir = validate(yamlfile.read_document(path), path).state_dir
+    if state in ("on", "off"):
+        try:
+            halt.set_halt(state_dir, state == "on", reason)
+        except OSError as exc:
+            raise ConfigError(f"{state_dir}: cannot write the halt switch: {exc.strerror}") from None
+    info = halt.halt_info(state_dir)
+    if info is None:
+        console.out(f"trading is ON ({state_dir})")
+    else:
+        console.out(f"trading is HALTED since {info.get('since', '?')}: new orders and withdrawals are"
+                    f" refused; cancels and reads work. {info.get('reason') or ''}".rstrip())

@@ -27,8 +27,6 @@ from proxy.config import Config
 
 log = logging.getLogger(__name__)
 
-UNIX_SOCKET_MODE = 0o660
-
 
 def summary(config: Config) -> str:
     limits = config.limits
@@ -60,12 +58,12 @@ async def start_site(runner: web.AppRunner, config: Config) -> None:
     if listen.unix_path:
         _remove_stale_socket(listen.unix_path)
         Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
-        old_umask = os.umask(0o777 & ~UNIX_SOCKET_MODE)  # born 0660: no window with wider access
+        old_umask = os.umask(0o777 & ~config.socket_mode)  # born with its mode: no window with more access
         try:
             await web.UnixSite(runner, listen.unix_path).start()
         finally:
             os.umask(old_umask)
-        os.chmod(listen.unix_path, UNIX_SOCKET_MODE)
+        os.chmod(listen.unix_path, config.socket_mode)
     else:
         await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
 

@@ -159,6 +159,14 @@ def insert_top_level(text: str, line: str) -> str:
     return _join([*lines[:at], line, *lines[at:]])
 
 
+def insert_block_before(text: str, key: str, block: list[str]) -> str:
+    """Put a new top-level block before top-level `key` (at the end when `key` is absent)."""
+    lines = text.splitlines()
+    span = find_block(lines, (key,))
+    at = span.start if span else len(lines)
+    return _join([*lines[:at], *block, *lines[at:]])
+
+
 def _join(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 

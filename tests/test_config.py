@@ -19,6 +19,7 @@ from proxy.config import (
 )
 from proxy.credentials import PassphraseSources, Secret
 from proxy.manage import new_config_text
+from proxy.scopes import AccountPolicy
 from proxy.yamlfile import ConfigError, dump, parse_yaml
 
 KEY = "K-" + "0123456789abcdef0123456789abcdef01234567"
@@ -153,13 +154,13 @@ def test_account_allow_list_and_withdrawals(doc: dict[str, Any]) -> None:
     doc["accounts"]["main"]["allow"] = ["user_info", "order_create"]
     doc["accounts"]["main"]["allow_withdrawals"] = True
     entry = validate(doc, CONFIG_PATH).accounts[0]
-    assert entry.allow == frozenset({"user_info", "order_create"})
-    assert entry.allow_withdrawals is True
+    assert entry.policy.allow == frozenset({"user_info", "order_create"})
+    assert entry.policy.allow_withdrawals is True
 
 
 def test_account_repr_never_contains_the_secret() -> None:
     """An Account's repr and str show neither the secret nor any of its characters' run."""
-    account = Account("main", KEY, Secret(SECRET), frozenset({"user_info"}))
+    account = Account("main", KEY, Secret(SECRET), AccountPolicy(allow=frozenset({"user_info"})))
     for text in (repr(account), str(account), f"{account}", f"{account!r}"):
         assert SECRET not in text
         assert SECRET[2:12] not in text

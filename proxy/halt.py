@@ -1,0 +1,51 @@
+"""The kill switch: `exmo-proxy halt on|off` for a running daemon, surviving restarts.
+
+The switch is a small file in `state_dir` (written atomically, mode 0600), so the CLI needs no
+connection to the daemon and a restart keeps it. The daemon looks for it (one stat) only when a call
+would open risk or move money (policy.HALTED); cancels, closes, reads and balances never look.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+
+from proxy.durable import write_atomic
+
+HALT_FILE = "halt.json"
+
+
+def halt_path(state_dir: Path) -> Path:
+    return state_dir / HALT_FILE
+
+
+def is_halted(state_dir: Path) -> bool:
+    return halt_path(state_dir).exists()
+
+
+def halt_info(state_dir: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(halt_path(state_dir).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"reason": "(unreadable halt file: trading stays halted)"}
+    return data if isinstance(data, dict) else {}
+
+
+def set_halt(state_dir: Path, on: bool, reason: str = "") -> None:
+    if on:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        payload = {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "reason": reason}
+        write_atomic(halt_path(state_dir), json.dumps(payload).encode() + b"\n")
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(halt_path(state_dir))
+        fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

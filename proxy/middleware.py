@@ -1,0 +1,115 @@
+"""Middlewares: browser guard, client authentication, body-size gate, and the one place exceptions
+become answers.
+
+Every refusal is a non-200 EXMO-shaped body (`{"result": false, "error": "proxy: ...",
+"proxy_error": "<slug>"}`) so bots that check `result` see it, and every request gets one access
+line (never a body, query string, Key, Sign or token).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from proxy import clients, guard
+from proxy.config import Config
+from proxy.dispatch import NotSent
+from proxy.inbound import BadRequest
+from proxy.nonce import NonceStateError
+from proxy.policy import PolicyDenied
+from proxy.ratelimit import RateLimited
+from proxy.scopes import Client
+from proxy.upstream import UpstreamError
+
+log = logging.getLogger("proxy.app")
+access_log = logging.getLogger("proxy.access")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CONFIG = web.AppKey("config", Config)
+CLIENT = web.RequestKey("client", Client)
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: no token, no account names disclosed
+
+
+class ProxyError(Exception):
+    """A refusal of the daemon's own, with its HTTP status and slug."""
+
+    def __init__(self, status: int, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.slug = slug
+
+
+def error_response(status: int, slug: str, message: str) -> web.Response:
+    body = {"result": False, "error": f"proxy: {message}", "proxy_error": slug}
+    return web.json_response(body, status=status)
+
+
+_ROUTER_ERRORS = {
+    404: ("unknown_route", "no such route; use POST /v1.1/<method> (or /accounts/<name>/v1.1/<method>)"),
+    405: ("http_method_not_allowed", "HTTP method not allowed here"),
+    413: ("body_too_large", "the body is larger than limits.max_body_bytes"),
+}
+
+
+def _map_exception(exc: Exception) -> web.Response:
+    if isinstance(exc, ProxyError):
+        return error_response(exc.status, exc.slug, str(exc))
+    if isinstance(exc, BadRequest):
+        return error_response(400, exc.slug, str(exc))
+    if isinstance(exc, PolicyDenied):
+        return error_response(403, exc.rule, str(exc))
+    if isinstance(exc, RateLimited):
+        response = error_response(429, "rate_limited", str(exc))
+        response.headers["Retry-After"] = exc.retry_after_header
+        return response
+    if isinstance(exc, NotSent | UpstreamError):
+        return error_response(exc.status, exc.slug, str(exc))
+    if isinstance(exc, NonceStateError):
+        return error_response(503, exc.slug, f"{exc}; refusing to sign")
+    if isinstance(exc, web.HTTPException) and exc.status in _ROUTER_ERRORS:
+        return error_response(exc.status, *_ROUTER_ERRORS[exc.status])
+    if isinstance(exc, web.HTTPException):
+        return error_response(exc.status, "http_error", exc.reason)
+    log.error("internal error handling a request: %s", type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal", "internal error; see the daemon log")
+
+
+def _gate(request: web.Request) -> None:
+    """Before any handler: browsers, body size (by its declared length), and the bearer token."""
+    config = request.app[CONFIG]
+    guard.check(request.headers, config.listen)
+    if (request.content_length or 0) > config.limits.max_body_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_size=config.limits.max_body_bytes,
+                                            actual_size=request.content_length or 0)
+    if config.clients and request.path not in OPEN_PATHS:
+        client = clients.authenticate(request.headers.get("Authorization"), config.clients)
+        if client is None:
+            raise ProxyError(401, "unauthorized", "missing or unknown bearer token: send Authorization:"
+                                                  " Bearer <token> (from `exmo-proxy client add`)")
+        request[CLIENT] = client
+
+
+@web.middleware
+async def errors_and_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    started = time.monotonic()
+    try:
+        _gate(request)
+        response = await handler(request)
+    except Exception as exc:
+        response = _map_exception(exc)
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    response.headers["X-Request-Id"] = request_id
+    client = request.get(CLIENT)
+    access_log.info(
+        "%s %s %s %d %.1fms id=%s client=%s", request.remote or "-", request.method, request.path,
+        response.status, (time.monotonic() - started) * 1000, request_id, client.name if client else "-",
+    )
+    return response
+
+

@@ -1,0 +1,139 @@
+"""What an account and a client may do, as written in the config: parsing and validation.
+
+An account's `AccountPolicy` (allow list, read-only, withdrawals, withdrawal addresses, pairs and
+order-size limits) and a `Client` (token hash, accounts, allow list) are parsed here into frozen
+values; `policy.py` applies them to requests. Limits are Decimals parsed from the text the user
+wrote, never floats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+from proxy.yamlfile import ConfigError
+
+METHOD_NAME = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_]+)*$")
+PAIR_NAME = re.compile(r"^[A-Z0-9]{2,12}_[A-Z0-9]{2,12}$")
+TOKEN_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+POLICY_KEYS = {"allow", "allow_withdrawals", "read_only", "withdraw_addresses", "allowed_pairs",
+               "max_order_quantity", "max_order_notional"}
+CLIENT_KEYS = {"token_sha256", "accounts", "allow"}
+
+
+def _empty() -> Mapping[str, Decimal]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    allow: frozenset[str] | None = None
+    allow_withdrawals: bool = False
+    read_only: bool = False
+    withdraw_addresses: Mapping[str, frozenset[str]] | None = None
+    allowed_pairs: frozenset[str] | None = None
+    max_order_quantity: Mapping[str, Decimal] = field(default_factory=_empty)
+    max_order_notional: Mapping[str, Decimal] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Client:
+    """A bot holding a bearer token; only the token's SHA-256 is ever stored."""
+
+    name: str
+    token_sha256: str = field(repr=False)
+    accounts: frozenset[str]
+    allow: frozenset[str] | None = None
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false")
+    return value
+
+
+def _names(value: Any, where: str, pattern: re.Pattern[str], example: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: must be a list, e.g. {example}")
+    bad = [v for v in value if not pattern.match(v)]
+    if bad:
+        raise ConfigError(f"{where}: {bad[0]!r} is not valid here (e.g. {example})")
+    return frozenset(value)
+
+
+def method_list(value: Any, where: str) -> frozenset[str] | None:
+    return None if value is None else _names(value, where, METHOD_NAME, "[user_info, order_create]")
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: must be a positive number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: {value!r} is not a number") from None
+    if not number.is_finite() or number <= 0:
+        raise ConfigError(f"{where}: must be a positive number")
+    return number
+
+
+def _pair_limits(value: Any, where: str) -> Mapping[str, Decimal]:
+    if value is None:
+        return _empty()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must map pairs to numbers, e.g. {{BTC_USDT: 0.5}}")
+    for pair in value:
+        if not isinstance(pair, str) or not PAIR_NAME.match(pair):
+            raise ConfigError(f"{where}: {pair!r} is not a pair like BTC_USDT")
+    return MappingProxyType({pair: _decimal(v, f"{where}.{pair}") for pair, v in value.items()})
+
+
+def _addresses(value: Any, where: str) -> Mapping[str, frozenset[str]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must map currencies to address lists, e.g. {{BTC: [bc1q...]}}")
+    out: dict[str, frozenset[str]] = {}
+    for currency, addresses in value.items():
+        if not isinstance(currency, str) or not currency.isalnum():
+            raise ConfigError(f"{where}: {currency!r} is not a currency code like BTC")
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and a for a in addresses):
+            raise ConfigError(f"{where}.{currency}: must be a list of addresses")
+        out[currency.upper()] = frozenset(addresses)
+    return MappingProxyType(out)
+
+
+def account_policy(entry: Mapping[str, Any], where: str) -> AccountPolicy:
+    pairs = entry.get("allowed_pairs")
+    return AccountPolicy(
+        allow=method_list(entry.get("allow"), f"{where}.allow"),
+        allow_withdrawals=_bool(entry.get("allow_withdrawals", False), f"{where}.allow_withdrawals"),
+        read_only=_bool(entry.get("read_only", False), f"{where}.read_only"),
+        withdraw_addresses=_addresses(entry.get("withdraw_addresses"), f"{where}.withdraw_addresses"),
+        allowed_pairs=None if pairs is None else _names(pairs, f"{where}.allowed_pairs", PAIR_NAME,
+                                                        "[BTC_USDT, ETH_USDT]"),
+        max_order_quantity=_pair_limits(entry.get("max_order_quantity"), f"{where}.max_order_quantity"),
+        max_order_notional=_pair_limits(entry.get("max_order_notional"), f"{where}.max_order_notional"),
+    )
+
+
+def client(name: str, raw: Any, accounts: frozenset[str]) -> Client:
+    where = f"clients.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping (create clients with `exmo-proxy client add`)")
+    unknown = sorted(str(k) for k in raw if k not in CLIENT_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key {where}.{unknown[0]} (allowed: {', '.join(sorted(CLIENT_KEYS))})")
+    token_hash = raw.get("token_sha256")
+    if not isinstance(token_hash, str) or not TOKEN_HASH.match(token_hash):
+        raise ConfigError(f"{where}.token_sha256: must be 64 lower-case hex digits (`exmo-proxy client add`)")
+    names = _names(raw.get("accounts"), f"{where}.accounts", re.compile(r"^[A-Za-z0-9_-]+$"), "[main]")
+    missing = sorted(names - accounts)
+    if missing:
+        raise ConfigError(f"{where}.accounts: {missing[0]!r} is not one of accounts")
+    return Client(name, token_hash, names, method_list(raw.get("allow"), f"{where}.allow"))
