@@ -17,7 +17,7 @@ from proxy import halt, policy, pretrade
 from proxy.config import Account, Config
 from proxy.dispatch import Dispatcher
 from proxy.inbound import read_params
-from proxy.middleware import CLIENT, CONFIG, ProxyError, errors_and_access_log
+from proxy.middleware import CLIENT, CONFIG, ProxyError, errors_and_access_log, quiet_parser_errors
 from proxy.nonce import NonceBook, wall_clock_ms
 from proxy.policy import PolicyDenied
 from proxy.ratelimit import RateLimiter
@@ -135,6 +135,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
     """The daemon as an aiohttp application; the only place its parts are wired together."""
+    quiet_parser_errors()
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[errors_and_access_log])
     app[CONFIG] = config

@@ -17,6 +17,7 @@ from pathlib import Path
 from proxy import __version__, manage, manage_clients, vault
 from proxy.config import DEFAULT_LISTEN, Listen, default_config_path, load_config
 from proxy.credentials import PassphraseError, PassphraseSources
+from proxy.hardening import protect_process
 from proxy.nonce import NonceStateError
 from proxy.yamlfile import ConfigError, read_document
 
@@ -122,8 +123,10 @@ def _configure_logging(level: str = "info") -> None:
 def _run(args: argparse.Namespace) -> int:
     from proxy.server import serve
 
+    _configure_logging()
+    protect_process(log)  # before any secret is decrypted into this process's memory
     config = load_config(_config_path(args), _sources(args), _overrides(args))
-    _configure_logging(config.log_level)
+    logging.getLogger().setLevel(config.log_level.upper())
     try:
         asyncio.run(serve(config))
     except OSError as exc:
@@ -151,6 +154,7 @@ def _demo(args: argparse.Namespace) -> int:
     from proxy.demo import run_demo
 
     _configure_logging()
+    protect_process(log)
     asyncio.run(run_demo(Listen.parse(args.listen), Listen.parse(args.simulator_listen)))
     return EXIT_OK
 

@@ -7,6 +7,7 @@ and exit 2. Relative paths in the file (state_dir) are resolved against the file
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,9 +18,12 @@ from urllib.parse import urlsplit
 
 from proxy import scopes, vault
 from proxy.credentials import PassphraseSources, Secret
+from proxy.hardening import PermissionProblem, check_private_file
 from proxy.scopes import AccountPolicy, Client
 from proxy.yamlfile import ConfigError as ConfigError  # re-exported: callers catch it from here
 from proxy.yamlfile import read_document
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "exmo-proxy.yaml"
 CONFIG_ENV = "EXMO_PROXY_CONFIG"
@@ -328,6 +332,12 @@ def open_accounts(document: Document, data_key: bytes) -> dict[str, Account]:
 def load_config(path: Path, passphrases: PassphraseSources,
                 overrides: Mapping[str, str] | None = None) -> Config:
     """Read, validate and decrypt: the one way the daemon and `check` get a Config."""
+    try:
+        check_private_file(path, "config file", warn=log.warning)
+    except PermissionProblem as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError:
+        pass  # read_document names the problem (missing, unreadable)
     document = validate(read_document(path), path, overrides)
     accounts = open_accounts(document, unlock_data_key(document, passphrases.get()))
     return Config(

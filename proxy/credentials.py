@@ -8,6 +8,7 @@ never taken from argv or from an environment value (only a *path* may come from 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -15,10 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from proxy.hardening import PermissionProblem, check_private_file
+
 PASSPHRASE_ENV = "EXMO_PROXY_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable holding a path
 CREDENTIAL_NAME = "exmo-proxy-passphrase"
 DOCKER_SECRET = Path("/run/secrets") / CREDENTIAL_NAME
 MIN_PASSPHRASE = 8
+
+log = logging.getLogger(__name__)
 
 
 class Secret:
@@ -59,7 +64,10 @@ def _strip_newline(text: str) -> str:
 
 def read_passphrase_file(path: Path, origin: str) -> Secret:
     try:
+        check_private_file(path, f"{origin} passphrase file", warn=log.warning)
         text = path.read_bytes().decode("utf-8")  # bytes: keep every \r the user wrote
+    except PermissionProblem as exc:
+        raise PassphraseError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PassphraseError(f"{origin} {path}: cannot read: {_reason(exc)}") from None
     value = _strip_newline(text)

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy import clients, guard
 from proxy.config import Config
@@ -70,6 +71,8 @@ def _map_exception(exc: Exception) -> web.Response:
         return error_response(exc.status, exc.slug, str(exc))
     if isinstance(exc, NonceStateError):
         return error_response(503, exc.slug, f"{exc}; refusing to sign")
+    if isinstance(exc, ConnectionResetError):  # the client hung up while sending its body
+        return error_response(499, "client_gone", "the client disconnected before its request was read")
     if isinstance(exc, web.HTTPException) and exc.status in _ROUTER_ERRORS:
         return error_response(exc.status, *_ROUTER_ERRORS[exc.status])
     if isinstance(exc, web.HTTPException):
@@ -107,9 +110,27 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     response.headers["X-Request-Id"] = request_id
     client = request.get(CLIENT)
     access_log.info(
-        "%s %s %s %d %.1fms id=%s client=%s", request.remote or "-", request.method, request.path,
+        "%s %s %s %d %.1fms id=%s client=%s", request.remote or "-", request.method, request.rel_url.raw_path,
         response.status, (time.monotonic() - started) * 1000, request_id, client.name if client else "-",
     )
     return response
 
 
+
+
+class QuietParserErrors(logging.Filter):
+    """aiohttp logs every unparsable request with a traceback at ERROR; any local client could flood
+    the log that way. Keep one line, no traceback, for what is the client's fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError | ConnectionResetError):
+            record.msg, record.args = "refused a malformed request: %s", (type(exc).__name__,)
+            record.exc_info, record.exc_text, record.levelno, record.levelname = None, None, 30, "WARNING"
+        return True
+
+
+def quiet_parser_errors() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietParserErrors) for f in server_log.filters):
+        server_log.addFilter(QuietParserErrors())

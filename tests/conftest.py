@@ -20,6 +20,11 @@ import pytest
 
 PASSPHRASE = "correct horse battery staple"
 
+# Passphrase and config files must be private (the daemon refuses group/world-readable ones), so
+# files the tests write are created the way a careful user's would be. Tests about permissions
+# chmod their files explicitly.
+os.umask(0o077)
+
 
 def fake_key() -> str:
     return "K-" + secrets.token_hex(20)

@@ -1,0 +1,222 @@
+"""The audit log: one JSON line per signed call in `state_dir/audit.jsonl` (SPEC §7).
+
+What an entry holds is fixed by `build_entry`, which takes only the fields it writes; nothing that holds
+the secret, `Sign`, a client token or the passphrase is a parameter, so none can reach the file.
+
+Durability, and why there is no fsync per call:
+
+- Each entry is one `os.write` of one whole line on an O_APPEND descriptor. Once write() returns the
+  bytes are in the kernel's page cache, which belongs to the kernel, not to us: a kill -9 (or an OOM
+  kill, or a crash of the interpreter) after that cannot lose them. Record before answering the client
+  and every answered call has its complete line; an fsync per call would add a disk flush (milliseconds)
+  to every call on the key's ordered path (nonce.py) for no gain against a killed process.
+- A kill -9 landing *during* write() can still cut it at a page boundary: Linux copies page by page and
+  stops at a fatal signal (mm/filemap.c `generic_perform_write`). That call was never answered, and
+  `open()` moves such a torn last line aside to `audit.jsonl.torn`, so the file stays valid JSON lines.
+- A power loss or kernel crash loses what was still only in the page cache: up to the last ~30 s of
+  lines (Linux writes dirty pages back after `vm.dirty_expire_centisecs`, 3000 by default), and on some
+  file systems the tail comes back as zeros; `open()` moves that aside too, and readers skip bad lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proxy.policy import MONEY_OUT
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "audit.jsonl"
+TORN_SUFFIX = ".torn"
+REDACTED = "***"
+# An audit of money leaving must show where it went and how much (exmo-api.md §2.2, §2.4).
+MONEY_OUT_KEPT = frozenset({"address", "invoice", "code", "amount", "currency", "transport"})
+# exmo-api.md §4.1 and §10: "Error 50052: Insufficient funds" and "40009: The nonce ..." both occur.
+_ERROR_CODE = re.compile(r"^(?:Error )?(\d+):")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    redact: frozenset[str] = frozenset()  # parameter names whose values are written as "***"
+    max_bytes: int = 16 * 1024 * 1024  # rotate before a write that would make the file larger
+    keep: int = 5  # rotated files kept: audit.jsonl.1 (newest) ... audit.jsonl.<keep>
+
+
+class AuditError(Exception):
+    """An entry could not be written (full or read-only disk); the caller decides what that means."""
+
+    slug = "audit_unwritable"
+
+
+def _iso_utc(seconds: float) -> str:
+    whole, millis = divmod(int(seconds * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def _redacted(method: str, params: Sequence[tuple[str, str]], redact: frozenset[str]) -> dict[str, str]:
+    hidden = redact - MONEY_OUT_KEPT if method in MONEY_OUT else redact
+    return {name: REDACTED if name in hidden else value for name, value in params}
+
+
+def build_entry(*, request_id: str, client: str | None, account: str, method: str,
+                params: Sequence[tuple[str, str]], nonce: int | None, http_status: int,
+                exmo_result: bool | None, exmo_error_code: str | None, latency_ms: float, outcome: str,
+                settings: AuditSettings, now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """One audit entry, keys in file order. Only these fields exist, so it cannot carry a secret, `Sign`,
+    a token or the passphrase. `params` become a dict: a repeated name keeps its last value."""
+    return {
+        "time": _iso_utc(now()), "request_id": request_id, "client": client, "account": account,
+        "method": method, "params": _redacted(method, params, settings.redact), "nonce": nonce,
+        "http_status": http_status, "exmo_result": exmo_result, "exmo_error_code": exmo_error_code,
+        "latency_ms": round(latency_ms, 1), "outcome": outcome,
+    }
+
+
+def exmo_outcome(status: int, body: bytes) -> tuple[bool | None, str | None]:
+    """EXMO's `result` and error code in an answer (exmo-api.md §4.1); (None, None) if it says neither.
+
+    Never raises. `status` is recorded by the caller as http_status; EXMO sends its own errors with 200,
+    so only the body decides here, whatever the status.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(doc, dict):  # user_cancelled_orders answers an array (§4.1)
+        return None, None
+    result = doc.get("result") if isinstance(doc.get("result"), bool) else None
+    error, failed = doc.get("error"), (False if result is None else result)
+    if isinstance(error, str) and error:  # an error text without `result` is still a failure
+        found = _ERROR_CODE.match(error)
+        return failed, found.group(1) if found else None
+    if isinstance(error, dict):  # margin: {"error": {"code": "140434", "msg": ...}}; §4.3 also shows an int
+        code = error.get("code")
+        return failed, str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
+    if doc.get("s") == "error":  # candles_history: {"s": "error", "errmsg": ...}
+        return False, None
+    return result, None
+
+
+class AuditLog:
+    """The append-only file; `open()` before `record()`, `close()` at shutdown."""
+
+    def __init__(self, state_dir: Path, settings: AuditSettings = AuditSettings()) -> None:
+        self.path = state_dir / FILE_NAME
+        self.settings = settings
+        self._fd: int | None = None
+        self._torn = False  # a failed write could not be rolled back; repair before the next one
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _repair_tail(self.path)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            os.fchmod(fd, 0o600)  # the umask, or an older file, must not widen who can read it
+        except OSError as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror or exc}") from None
+        self.close()
+        self._fd, self._torn = fd, False
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def record(self, entry: Mapping[str, Any]) -> None:
+        """Append `entry` as one line with one write; AuditError if any of it did not land."""
+        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            fd = self._ready(len(line))
+            before = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, line)
+                if written != len(line):
+                    raise OSError(errno.ENOSPC, f"short write, {written} of {len(line)} bytes; disk full?")
+            except OSError as exc:
+                self._roll_back(fd, before)
+                raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror or exc};"
+                                 " the entry is not recorded") from None
+
+    def _ready(self, size: int) -> int:
+        if self._fd is None:
+            raise AuditError(f"the audit log {self.path} is not open")
+        if self._torn:
+            self.open()
+        current = os.fstat(self._fd).st_size
+        if current and current + size > self.settings.max_bytes:
+            self._rotate()
+        return self._fd
+
+    def _roll_back(self, fd: int, size: int) -> None:
+        """Cut a partial line off again, so the next entry does not start in the middle of one."""
+        try:
+            os.ftruncate(fd, size)  # one writer: state_dir is locked per daemon (nonce.py)
+        except OSError:
+            self._torn = True
+
+    def _rotate(self) -> None:
+        try:
+            for number in range(self.settings.keep - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(_rotated(self.path, number), _rotated(self.path, number + 1))
+            if self.settings.keep > 0:
+                os.replace(self.path, _rotated(self.path, 1))
+            else:
+                os.unlink(self.path)
+        except OSError as exc:
+            raise AuditError(f"cannot rotate the audit log {self.path}: {exc.strerror or exc}") from None
+        self.open()
+
+
+def _rotated(path: Path, number: int) -> Path:
+    return path.with_name(f"{path.name}.{number}")
+
+
+def _repair_tail(path: Path) -> None:
+    """Move a last line without its newline (a write cut by a crash) to `<path>.torn`; keep the rest."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return
+        cut = _after_last_newline(fd, size)
+        fragment = os.pread(fd, size - cut, cut)
+        torn = os.open(path.with_name(path.name + TORN_SUFFIX),
+                       os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(torn, fragment + b"\n")
+            os.fsync(torn)  # the evidence is safe before it leaves the log
+        finally:
+            os.close(torn)
+        os.ftruncate(fd, cut)
+        log.warning("audit log %s ended in a torn line (%d bytes); moved it to %s%s",
+                    path, size - cut, path.name, TORN_SUFFIX)
+    finally:
+        os.close(fd)
+
+
+def _after_last_newline(fd: int, size: int) -> int:
+    end = size
+    while end > 0:
+        start = max(0, end - _CHUNK)
+        at = os.pread(fd, end - start, start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
