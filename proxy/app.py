@@ -14,10 +14,18 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy import halt, policy, pretrade
+from proxy.auditing import AuditTrail, CallRecord
 from proxy.config import Account, Config
 from proxy.dispatch import Dispatcher
 from proxy.inbound import read_params
-from proxy.middleware import CLIENT, CONFIG, ProxyError, errors_and_access_log, quiet_parser_errors
+from proxy.middleware import (
+    CLIENT,
+    CONFIG,
+    REQUEST_ID,
+    ProxyError,
+    errors_and_access_log,
+    quiet_parser_errors,
+)
 from proxy.nonce import NonceBook, wall_clock_ms
 from proxy.policy import PolicyDenied
 from proxy.ratelimit import RateLimiter
@@ -28,6 +36,7 @@ from proxy.upstream import Upstream, UpstreamResponse
 class Runtime:
     config: Config
     dispatcher: Dispatcher
+    audit: AuditTrail
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -81,14 +90,17 @@ async def handle_api(request: web.Request) -> web.Response:
         raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")
     account = resolve_account(runtime.config, request.match_info.get("account"),
                               request.headers.get("X-Exmo-Account"))
-    policy.check(account, method, request.get(CLIENT))
-    pretrade.check(account, method, params)
-    if method in policy.HALTED and halt.is_halted(runtime.config.state_dir):
-        raise PolicyDenied("halted", f"trading is halted: {method} is refused until `exmo-proxy halt off`;"
-                                     " cancels, reads and balances still work")
-    return _pass_through(
-        await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request))
-    )
+    client = request.get(CLIENT)
+    record = CallRecord(request[REQUEST_ID], client.name if client else None, account.name, method, params)
+    with runtime.audit.call(record):
+        policy.check(account, method, client)
+        pretrade.check(account, method, params)
+        if method in policy.HALTED and halt.is_halted(runtime.config.state_dir):
+            raise PolicyDenied("halted", f"trading is halted: {method} is refused until `exmo-proxy halt"
+                                         " off`; cancels, reads and balances still work")
+        record.response = await runtime.dispatcher.private(account, path, params, wait,
+                                                           _client_waiting(request), record.signed)
+    return _pass_through(record.response)
 
 
 def _client_waiting(request: web.Request) -> Callable[[], bool]:
@@ -125,11 +137,14 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         nonces.sequence(account.key)  # read every key's state now: a bad state file fails start-up
     await upstream.start()
     limiter = RateLimiter(config.limits.rate_per_second)
-    app[RUNTIME] = Runtime(config, Dispatcher(upstream, limiter, nonces))
+    audit = AuditTrail(config.state_dir, config.audit)
+    audit.open()
+    app[RUNTIME] = Runtime(config, Dispatcher(upstream, limiter, nonces), audit)
     try:
         yield
     finally:
         await upstream.close()
+        audit.close()
         nonces.close()
 
 

@@ -72,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("state", nargs="?", choices=["on", "off", "status"], default="status")
     stop.add_argument("--reason", default="", help="a note kept with the halt")
 
+    audit = sub.add_parser("audit", parents=[common], help="read the audit log of signed calls")
+    au = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    au.add_parser("tail", parents=[common], help="the last N entries").add_argument(
+        "-n", type=int, default=20, metavar="N")
+    find = au.add_parser("grep", parents=[common], help="entries matching every filter given")
+    for flag in ("--account", "--method", "--client", "--text", "--since"):
+        find.add_argument(flag, help="ISO time, e.g. 2026-11-24T10:00" if flag == "--since" else None)
+    for p in (au.choices["tail"], find):
+        p.add_argument("--json", action="store_true", help="print the raw JSON lines")
+
     phrase = sub.add_parser("passphrase", parents=[common], help="change the passphrase")
     change = phrase.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
         "change", parents=[common])
@@ -193,6 +203,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             manage_clients.client_remove(path, args.name, console)
         case ("client", "list"):
             manage_clients.client_list(path, console)
+        case ("audit", str(action)):
+            manage.audit_command(path, action, vars(args), console)
         case ("halt", _):
             manage.halt_command(path, args.state, args.reason, console)
         case ("passphrase", "change"):

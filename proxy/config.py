@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy import scopes, vault
+from proxy.audit import AuditSettings
 from proxy.credentials import PassphraseSources, Secret
 from proxy.hardening import PermissionProblem, check_private_file
 from proxy.scopes import AccountPolicy, Client
@@ -32,7 +33,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
-            "encryption", "log_level", "socket_mode"}
+            "encryption", "log_level", "socket_mode", "audit"}
 DEFAULT_SOCKET_MODE = 0o660
 ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -116,6 +117,7 @@ class Config:
     log_level: str = "info"
     clients: Mapping[str, Client] = field(default_factory=lambda: MappingProxyType({}))
     socket_mode: int = DEFAULT_SOCKET_MODE
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
 
 
@@ -247,6 +249,7 @@ class Document:
     wrapped_key: str
     clients: Mapping[str, Client]
     socket_mode: int
+    audit: AuditSettings
 
 
 def _state_dir(value: Any, path: Path) -> Path:
@@ -289,7 +292,22 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         default_account=_default_account(doc.get("default_account"), accounts),
         limits=_limits(doc.get("limits")), log_level=level, kdf=kdf, wrapped_key=wrapped,
         clients=clients, socket_mode=_socket_mode(doc.get("socket_mode"), bool(clients)),
+        audit=_audit(doc.get("audit")),
     )
+
+
+def _audit(raw: Any) -> AuditSettings:
+    values = _check_keys(raw if raw is not None else {}, {"redact", "max_bytes", "keep"}, "audit")
+    redact = values.get("redact", [])
+    if not isinstance(redact, list) or not all(isinstance(n, str) and n for n in redact):
+        raise ConfigError("audit.redact: must be a list of parameter names, e.g. [client_id]")
+    max_bytes = values.get("max_bytes", AuditSettings.max_bytes)
+    keep = values.get("keep", AuditSettings.keep)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 4096 <= max_bytes <= 2**40:
+        raise ConfigError("audit.max_bytes: must be a whole number of bytes from 4096 up")
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= 1000:
+        raise ConfigError("audit.keep: must be a whole number of rotated files, 1..1000")
+    return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep)
 
 
 def _clients(raw: Any, accounts: frozenset[str]) -> Mapping[str, Client]:
@@ -344,5 +362,5 @@ def load_config(path: Path, passphrases: PassphraseSources,
         path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
         accounts=MappingProxyType(accounts), default_account=document.default_account,
         limits=document.limits, log_level=document.log_level, clients=document.clients,
-        socket_mode=document.socket_mode,
+        socket_mode=document.socket_mode, audit=document.audit,
     )

@@ -58,6 +58,11 @@ class NotSent(Exception):
 
 
 Waiting = Callable[[], bool]
+Signed = Callable[[int], None]
+
+
+def _ignore(nonce: int) -> None:
+    return None
 
 
 async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> None:
@@ -100,13 +105,15 @@ class Dispatcher:
                                         private=False)
 
     async def private(
-        self, account: Account, path: str, params: Params, max_wait_s: float, client_waiting: Waiting
+        self, account: Account, path: str, params: Params, max_wait_s: float, client_waiting: Waiting,
+        on_signed: Signed = _ignore,
     ) -> UpstreamResponse:
+        """Sign and send; `on_signed(nonce)` is told each nonce used (for the audit log)."""
         sequence = self.nonces.sequence(account.key)
         deadline = time.monotonic() + max_wait_s
         await _take_turn(sequence.lock, max_wait_s, account.name)
         try:
-            response = await self._signed(account, path, params, deadline, client_waiting)
+            response = await self._signed(account, path, params, deadline, client_waiting, on_signed)
             used = nonce_rejection(response)
             if used is None:
                 return response
@@ -115,16 +122,18 @@ class Dispatcher:
             sequence.observe(used)
             log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                         account.name, sequence.last)
-            return await self._signed(account, path, params, deadline, client_waiting)
+            return await self._signed(account, path, params, deadline, client_waiting, on_signed)
         finally:
             sequence.lock.release()
 
     async def _signed(
-        self, account: Account, path: str, params: Params, deadline: float, client_waiting: Waiting
+        self, account: Account, path: str, params: Params, deadline: float, client_waiting: Waiting,
+        on_signed: Signed,
     ) -> UpstreamResponse:
         await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
         self._go_ahead(client_waiting)
         nonce = await self.nonces.sequence(account.key).next()
+        on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
         return await self.upstream.send("POST", path, body=body, headers=headers, private=True)

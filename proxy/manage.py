@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import getpass
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import halt, policy, vault, yamlfile
+from proxy import auditread, halt, policy, vault, yamlfile
 from proxy.config import (
     DEFAULT_LISTEN,
     DEFAULT_UPSTREAM,
@@ -327,3 +328,15 @@ def halt_command(path: Path, state: str, reason: str, console: Console) -> None:
     else:
         console.out(f"trading is HALTED since {info.get('since', '?')}: new orders and withdrawals are"
                     f" refused; cancels and reads work. {info.get('reason') or ''}".rstrip())
+
+
+def audit_command(path: Path, action: str, options: dict[str, Any], console: Console) -> None:
+    """`exmo-proxy audit tail|grep`: reads state_dir/audit.jsonl (and rotated files); no passphrase."""
+    state_dir = validate(yamlfile.read_document(path), path).state_dir
+    if action == "tail":
+        entries: Iterable[dict[str, Any]] = auditread.tail(state_dir, max(1, options["n"]))
+    else:
+        filters = {k: options[k] for k in ("account", "method", "client", "text", "since")}
+        entries = auditread.grep(state_dir, **filters)
+    for entry in entries:
+        console.out(json.dumps(entry) if options["json"] else auditread.format_entry(entry))

@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from proxy import clients, guard
+from proxy.audit import AuditError
 from proxy.config import Config
 from proxy.dispatch import NotSent
 from proxy.inbound import BadRequest
@@ -32,6 +33,7 @@ access_log = logging.getLogger("proxy.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONFIG = web.AppKey("config", Config)
 CLIENT = web.RequestKey("client", Client)
+REQUEST_ID = web.RequestKey("request_id", str)
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: no token, no account names disclosed
 
 
@@ -69,6 +71,8 @@ def _map_exception(exc: Exception) -> web.Response:
         return response
     if isinstance(exc, NotSent | UpstreamError):
         return error_response(exc.status, exc.slug, str(exc))
+    if isinstance(exc, AuditError):
+        return error_response(503, exc.slug, f"the audit log cannot be written ({exc}); refusing to sign")
     if isinstance(exc, NonceStateError):
         return error_response(503, exc.slug, f"{exc}; refusing to sign")
     if isinstance(exc, ConnectionResetError):  # the client hung up while sending its body
@@ -99,6 +103,7 @@ def _gate(request: web.Request) -> None:
 @web.middleware
 async def errors_and_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
     started = time.monotonic()
     try:
         _gate(request)

@@ -9,9 +9,11 @@ the client's `allow` list. Nothing here does I/O (exmo-api.md §2, SPEC §6).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from proxy.config import Account
-from proxy.scopes import Client
+if TYPE_CHECKING:  # config imports audit, which imports this module's tables
+    from proxy.config import Account
+    from proxy.scopes import Client
 
 # exmo-api.md §2.1: answered without a signature, by GET or POST.
 PUBLIC_METHODS = frozenset({
