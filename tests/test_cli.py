@@ -329,3 +329,21 @@ def test_a_second_daemon_on_the_same_state_dir_is_refused(stack: Stack) -> None:
     result = cli("run", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file),
                  "--listen", f"127.0.0.1:{free_port()}", "--upstream", stack.sim.url)
     one_line_error(result, 1, "another exmo-proxy")
+
+
+@pytest.mark.parametrize("target", ["config", "passphrase"])
+def test_group_readable_files_are_refused(setup, target: str) -> None:  # type: ignore[no-untyped-def]
+    """A config or passphrase file other users can read is refused with the chmod that fixes it."""
+    config, pfile, _, _ = setup
+    loose = config if target == "config" else pfile
+    loose.chmod(0o644)
+    one_line_error(run_check(config, pfile), 2, "0644", f"chmod 600 {loose}")
+    loose.chmod(0o600)
+    assert run_check(config, pfile).returncode == 0
+
+
+def test_daemon_disables_core_dumps(stack: Stack) -> None:
+    """The running daemon has a core-file limit of 0 (the decrypted secret never lands on disk)."""
+    limits = Path(f"/proc/{stack.daemon.proc.pid}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    assert core.split()[4:6] == ["0", "0"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Stack, cli
 
 pytestmark = pytest.mark.slow
 
@@ -58,3 +58,17 @@ def test_node_fetch_bot(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["listed"] is True and summary["has_ticker"] is True and summary["order_id"]
+
+
+def test_ccxt_with_a_client_token(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """With tokens configured, ccxt works by adding one Authorization header, as the README says."""
+    stack: Stack = make_stack()
+    added = cli("client", "add", "ccxt-bot", "--account", "main", "--config", str(stack.config))
+    token = added.stdout.split()[-1]
+    stack.restart_daemon()
+    client = ccxt.exmo({"apiKey": "placeholder-key", "secret": "placeholder-secret"})
+    client.urls["api"] = {**client.urls["api"], "public": stack.base, "private": stack.base}
+    with pytest.raises(ccxt.BaseError):
+        client.fetch_balance()
+    client.headers = {"Authorization": f"Bearer {token}"}
+    assert client.fetch_balance()["total"]["BTC"] > 0
