@@ -83,24 +83,27 @@ def test_sigterm_drains_and_exits_0(make_stack) -> None:  # type: ignore[no-unty
     assert stack.daemon.proc.wait(timeout=30) == 0
 
 
-def test_unix_socket_listener(make_stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """`run --listen unix:PATH` serves curl --unix-socket with mode 0660 and signs as usual."""
+@pytest.mark.parametrize("mode", [None, 0o600], ids=["default-0660", "socket_mode-0600"])
+def test_unix_socket_listener(make_stack, tmp_path: Path, mode: int | None) -> None:  # type: ignore[no-untyped-def]
+    """`run --listen unix:PATH` serves curl --unix-socket with its mode (0660 unless configured)."""
     stack: Stack = make_stack()
+    if mode is not None:
+        stack.config.write_text(stack.config.read_text() + f'socket_mode: "{mode:04o}"\n')
     sock = tmp_path / "run" / "proxy.sock"
     with (tmp_path / "unix.log").open("w") as log, subprocess.Popen(
         [sys.executable, "-m", "proxy", "run", "--config", str(stack.config), "--passphrase-file",
          str(stack.passphrase_file), "--listen", f"unix:{sock}", "--upstream", stack.sim.url,
          "--state-dir", str(tmp_path / "state2")], stdout=log, stderr=log, env=clean_env()) as proc:
-        _exercise_socket(proc, sock)
+        _exercise_socket(proc, sock, mode or 0o660)
     assert not sock.exists()
 
 
-def _exercise_socket(proc: subprocess.Popen[bytes], sock: Path) -> None:
+def _exercise_socket(proc: subprocess.Popen[bytes], sock: Path, mode: int) -> None:
     try:
         deadline = time.monotonic() + 20
         while not sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert oct(sock.stat().st_mode & 0o777) == oct(0o660)
+        assert oct(sock.stat().st_mode & 0o777) == oct(mode)
         status, body = curl_json("http://localhost/v1.1/user_info", "--unix-socket", str(sock), "-X", "POST")
         assert status == 200 and "balances" in body
         health = subprocess.run([sys.executable, "-m", "proxy", "health", "--url", f"unix:{sock}"],
