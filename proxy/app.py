@@ -95,7 +95,7 @@ async def handle_api(request: web.Request) -> web.Response:
     with runtime.audit.call(record):
         policy.check(account, method, client)
         pretrade.check(account, method, params)
-        if method in policy.HALTED and halt.is_halted(runtime.config.state_dir):
+        if method not in policy.ALLOWED_WHILE_HALTED and halt.is_halted(runtime.config.state_dir):
             raise PolicyDenied("halted", f"trading is halted: {method} is refused until `exmo-proxy halt"
                                          " off`; cancels, reads and balances still work")
         record.response = await runtime.dispatcher.private(account, path, params, wait,

@@ -2,7 +2,7 @@
 
 The switch is a small file in `state_dir` (written atomically, mode 0600), so the CLI needs no
 connection to the daemon and a restart keeps it. The daemon looks for it (one stat) only when a call
-would open risk or move money (policy.HALTED); cancels, closes, reads and balances never look.
+is not a read or a cancel/close (policy.ALLOWED_WHILE_HALTED), so those are never slowed or blocked.
 """
 
 from __future__ import annotations

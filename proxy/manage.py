@@ -326,8 +326,8 @@ def halt_command(path: Path, state: str, reason: str, console: Console) -> None:
     if info is None:
         console.out(f"trading is ON ({state_dir})")
     else:
-        console.out(f"trading is HALTED since {info.get('since', '?')}: new orders and withdrawals are"
-                    f" refused; cancels and reads work. {info.get('reason') or ''}".rstrip())
+        console.out(f"trading is HALTED since {info.get('since', '?')}: only reads, cancels and position"
+                    f" closes are signed. {info.get('reason') or ''}".rstrip())
 
 
 def audit_command(path: Path, action: str, options: dict[str, Any], console: Console) -> None:

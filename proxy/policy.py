@@ -39,8 +39,12 @@ TRADE_METHODS = ORDER_CREATE | frozenset({
 # exmo-api.md §2.4: value leaves the account (EX-CODE is a bearer voucher).
 MONEY_OUT = frozenset({"withdraw_crypt", "excode_create"})
 PRIVATE_METHODS = READ_METHODS | TRADE_METHODS | MONEY_OUT | frozenset({"excode_load"})
-# The kill switch stops what opens risk or moves money; it never blocks a cancel or a close.
-HALTED = ORDER_CREATE | MONEY_OUT | frozenset({"margin/user/order/update"})
+# While halted only these pass: reads, and what reduces risk. An allowlist, so a method EXMO adds
+# later is stopped too. The panic button must never block a cancel or a close.
+UNWIND_METHODS = frozenset({
+    "order_cancel", "stop_market_order_cancel", "margin/user/order/cancel", "margin/user/position/close",
+})
+ALLOWED_WHILE_HALTED = READ_METHODS | UNWIND_METHODS
 
 _METHOD = re.compile(r"^[a-z0-9_]{1,64}(?:/[a-z0-9_]{1,64}){0,5}$")
 

@@ -121,6 +121,7 @@ def test_halt_blocks_new_orders_not_cancels_and_survives_restart(make_stack) -> 
     status, body = call(stack, "order_cancel", "-d", f"order_id={order_id}")
     assert status == 200 and body["result"] is True
     assert call(stack, "user_info")[0] == 200
+    assert call(stack, "some_future_method")[1]["proxy_error"] == "halted"  # unknown: refused while halted
     assert executed(stack, "order_create") == 1
     assert "trading is ON" in cli("halt", "off", *config).stdout
     assert call(stack, "order_create", *ORDER)[1]["result"] is True
