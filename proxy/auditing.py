@@ -4,9 +4,12 @@
 call: it learns the nonce when the call is signed and, on the way out, writes one entry saying what
 happened — answered (with EXMO's result and error code), refused by a rule, sent with an unknown
 outcome, or signed but not sent. Calls dropped before signing (rate limit, client gone, shutdown)
-have nothing to audit. A failed write is logged and makes the next private call try to reopen the
-log; while it cannot, signing is refused (503): trading without an audit trail is not an option the
-daemon takes silently.
+have nothing to audit.
+
+A failed write (full disk, failed rotation) keeps the entry it could not write. Before the next
+private call is signed, that entry is written again (marked `"late": true`): only a write that
+really succeeds proves the log works again, so while the disk stays full every call is refused (503)
+instead of being traded without a record, and once it works no entry is missing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from proxy.audit import AuditError, AuditLog, AuditSettings, build_entry, exmo_outcome
 from proxy.inbound import Params
@@ -47,7 +51,7 @@ class AuditTrail:
     def __init__(self, state_dir: Path, settings: AuditSettings) -> None:
         self.log = AuditLog(state_dir, settings)
         self.settings = settings
-        self.broken: str | None = None
+        self.unwritten: dict[str, Any] | None = None
 
     def open(self) -> None:
         self.log.open()
@@ -56,10 +60,13 @@ class AuditTrail:
         self.log.close()
 
     def ensure_writable(self) -> None:
-        if self.broken is None:
+        """Raise AuditError unless the log took its last entry (the caller then refuses to sign)."""
+        if self.unwritten is None:
             return
-        self.log.open()  # AuditError: still broken, the caller refuses to sign
-        self.broken = None
+        self.log.open()
+        self.log.record({**self.unwritten, "late": True})
+        self.unwritten = None
+        log.warning("audit log writable again; the entry that failed was written late")
 
     @contextmanager
     def call(self, record: CallRecord) -> Iterator[CallRecord]:
@@ -86,6 +93,7 @@ class AuditTrail:
         )
         try:
             self.log.record(entry)
-        except AuditError as exc:
-            self.broken = str(exc)
-            log.error("audit log write failed: %s; signing is refused until it can be written", exc)
+        except Exception as exc:
+            self.unwritten = entry
+            log.error("audit log write failed (%s); signing is refused until it can be written",
+                      exc if isinstance(exc, AuditError) else type(exc).__name__)

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         find.add_argument(flag, help="ISO time, e.g. 2026-11-24T10:00" if flag == "--since" else None)
     for p in (au.choices["tail"], find):
         p.add_argument("--json", action="store_true", help="print the raw JSON lines")
+    for p in (stop, au.choices["tail"], find):
+        p.add_argument("--state-dir", help="the daemon's state_dir, if it runs with --state-dir")
 
     phrase = sub.add_parser("passphrase", parents=[common], help="change the passphrase")
     change = phrase.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
@@ -204,9 +206,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         case ("client", "list"):
             manage_clients.client_list(path, console)
         case ("audit", str(action)):
-            manage.audit_command(path, action, vars(args), console)
+            state_dir = manage.resolve_state_dir(path, args.state_dir)
+            manage.audit_command(state_dir, action, vars(args), console)
         case ("halt", _):
-            manage.halt_command(path, args.state, args.reason, console)
+            state_dir = manage.resolve_state_dir(path, args.state_dir)
+            manage.halt_command(path, args.state, args.reason, state_dir, console)
         case ("passphrase", "change"):
             manage.passphrase_change(path, _sources(args), args.new_passphrase_file, console)
         case ("check", _):

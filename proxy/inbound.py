@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 Params = tuple[tuple[str, str], ...]
-DROPPED = frozenset({"nonce"})
+DROPPED = frozenset({"nonce", "Key", "Sign"})  # the daemon's own; a library's placeholders go
 MAX_FIELDS = 256
 
 

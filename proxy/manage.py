@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from proxy import auditread, halt, policy, vault, yamlfile
+from proxy import auditread, halt, nonce, policy, vault, yamlfile
 from proxy.config import (
     DEFAULT_LISTEN,
     DEFAULT_UPSTREAM,
@@ -314,9 +314,18 @@ def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], con
 
 
 
-def halt_command(path: Path, state: str, reason: str, console: Console) -> None:
+def resolve_state_dir(path: Path, override: str | None) -> Path:
+    """The state_dir a daemon started with the same config (and --state-dir) uses."""
+    if override:
+        return Path(override).resolve()
+    return validate(yamlfile.read_document(path), path).state_dir
+
+
+def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: Console) -> None:
     """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once."""
-    state_dir = validate(yamlfile.read_document(path), path).state_dir
+    if not nonce.in_use(state_dir):
+        console.warn(f"warning: no running daemon uses {state_dir}; if yours runs with --state-dir or"
+                     " $STATE_DIRECTORY, pass the same --state-dir here")
     if state in ("on", "off"):
         try:
             halt.set_halt(state_dir, state == "on", reason)
@@ -330,9 +339,8 @@ def halt_command(path: Path, state: str, reason: str, console: Console) -> None:
                     f" closes are signed. {info.get('reason') or ''}".rstrip())
 
 
-def audit_command(path: Path, action: str, options: dict[str, Any], console: Console) -> None:
+def audit_command(state_dir: Path, action: str, options: dict[str, Any], console: Console) -> None:
     """`exmo-proxy audit tail|grep`: reads state_dir/audit.jsonl (and rotated files); no passphrase."""
-    state_dir = validate(yamlfile.read_document(path), path).state_dir
     if action == "tail":
         entries: Iterable[dict[str, Any]] = auditread.tail(state_dir, max(1, options["n"]))
     else:

@@ -59,7 +59,7 @@ def client_remove(path: Path, name: str, console: Console) -> None:
     expected = copy.deepcopy(edit.doc)
     del expected["clients"][name]
     save_edit(edit, yamlfile.delete_block(edit.text, ("clients", name)), expected, console)
-    console.out(f"removed client {name!r}; its token no longer works once the daemon reloads or restarts")
+    console.out(f"removed client {name!r}; restart the daemon for its token to stop working")
 
 
 def client_list(path: Path, console: Console) -> None:

@@ -9,6 +9,7 @@ line (never a body, query string, Key, Sign or token).
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONFIG = web.AppKey("config", Config)
 CLIENT = web.RequestKey("client", Client)
 REQUEST_ID = web.RequestKey("request_id", str)
+REQUEST_ID_FORM = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # anything else is replaced, not echoed
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: no token, no account names disclosed
 
 
@@ -102,7 +104,8 @@ def _gate(request: web.Request) -> None:
 
 @web.middleware
 async def errors_and_access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    offered = request.headers.get("X-Request-Id", "")
+    request_id = offered if REQUEST_ID_FORM.match(offered) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     started = time.monotonic()
     try:

@@ -125,6 +125,21 @@ class NonceStore:
             self._saved[kid] = ceiling
 
 
+def in_use(state_dir: Path) -> bool:
+    """Whether a running daemon holds this state_dir (its lock), as the CLI's halt wants to know."""
+    try:
+        fd = os.open(state_dir / "nonces" / ".lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class NonceSequence:
     """The nonce counter of one API key. Call `next()`/`observe()` only while holding `lock`."""
 

@@ -31,11 +31,21 @@ def _empty() -> Mapping[str, Decimal]:
 
 
 @dataclass(frozen=True)
+class Destination:
+    """One allowed withdrawal destination. A memo (`invoice`) picks the receiving account at an
+    exchange for XRP-style coins, so it must match too; `transport` (network) if given."""
+
+    address: str
+    invoice: str | None = None
+    transport: str | None = None
+
+
+@dataclass(frozen=True)
 class AccountPolicy:
     allow: frozenset[str] | None = None
     allow_withdrawals: bool = False
     read_only: bool = False
-    withdraw_addresses: Mapping[str, frozenset[str]] | None = None
+    withdraw_addresses: Mapping[str, tuple[Destination, ...]] | None = None
     allowed_pairs: frozenset[str] | None = None
     max_order_quantity: Mapping[str, Decimal] = field(default_factory=_empty)
     max_order_notional: Mapping[str, Decimal] = field(default_factory=_empty)
@@ -93,18 +103,30 @@ def _pair_limits(value: Any, where: str) -> Mapping[str, Decimal]:
     return MappingProxyType({pair: _decimal(v, f"{where}.{pair}") for pair, v in value.items()})
 
 
-def _addresses(value: Any, where: str) -> Mapping[str, frozenset[str]] | None:
+def _destination(item: Any, where: str) -> Destination:
+    if isinstance(item, str) and item:
+        return Destination(item)
+    if isinstance(item, dict) and set(item) <= {"address", "invoice", "transport"}:
+        parts = {k: v for k, v in item.items() if v is not None}
+        if isinstance(parts.get("address"), str) and parts["address"] and all(
+            isinstance(v, str) for v in parts.values()
+        ):
+            return Destination(parts["address"], parts.get("invoice"), parts.get("transport"))
+    raise ConfigError(f"{where}: each entry is an address, or {{address: ..., invoice: ..., transport: ...}}")
+
+
+def _addresses(value: Any, where: str) -> Mapping[str, tuple[Destination, ...]] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: must map currencies to address lists, e.g. {{BTC: [bc1q...]}}")
-    out: dict[str, frozenset[str]] = {}
+    out: dict[str, tuple[Destination, ...]] = {}
     for currency, addresses in value.items():
         if not isinstance(currency, str) or not currency.isalnum():
             raise ConfigError(f"{where}: {currency!r} is not a currency code like BTC")
-        if not isinstance(addresses, list) or not all(isinstance(a, str) and a for a in addresses):
+        if not isinstance(addresses, list):
             raise ConfigError(f"{where}.{currency}: must be a list of addresses")
-        out[currency.upper()] = frozenset(addresses)
+        out[currency.upper()] = tuple(_destination(a, f"{where}.{currency}") for a in addresses)
     return MappingProxyType(out)
 
 

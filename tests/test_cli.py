@@ -347,3 +347,13 @@ def test_daemon_disables_core_dumps(stack: Stack) -> None:
     limits = Path(f"/proc/{stack.daemon.proc.pid}/limits").read_text()
     core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
     assert core.split()[4:6] == ["0", "0"]
+
+
+def test_halt_warns_when_no_daemon_uses_the_state_dir(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`halt on` for a state_dir no daemon holds says so (the daemon may run with --state-dir)."""
+    config, _, _, _ = setup
+    elsewhere = tmp_path / "elsewhere"
+    result = cli("halt", "on", "--config", str(config), "--state-dir", str(elsewhere))
+    assert result.returncode == 0 and "HALTED" in result.stdout
+    assert "no running daemon uses" in result.stderr and str(elsewhere) in result.stderr
+    assert (elsewhere / "halt.json").exists()

@@ -520,3 +520,18 @@ def test_load_config_missing_file(tmp_path: Path) -> None:
     """A missing config file is a ConfigError naming it."""
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "absent.yaml", _sources(tmp_path, PASSPHRASE))
+
+
+def test_withdraw_destinations_parse(doc: dict[str, Any]) -> None:
+    """withdraw_addresses entries are plain addresses or {address, invoice, transport} mappings."""
+    doc["accounts"]["main"]["withdraw_addresses"] = {
+        "btc": ["bc1qa"], "XRP": [{"address": "rX", "invoice": "42"}],
+        "USDT": [{"address": "T", "transport": "TRC20"}],
+    }
+    rules = validate(doc, CONFIG_PATH).accounts[0].policy
+    assert rules.withdraw_addresses is not None
+    assert rules.withdraw_addresses["BTC"][0].address == "bc1qa"
+    assert rules.withdraw_addresses["XRP"][0].invoice == "42"
+    doc["accounts"]["main"]["withdraw_addresses"] = {"BTC": [{"adress": "typo"}]}
+    with pytest.raises(ConfigError, match=r"withdraw_addresses\.BTC"):
+        validate(doc, CONFIG_PATH)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -106,3 +108,23 @@ def test_kill9_mid_burst_loses_no_answered_call(make_stack) -> None:  # type: ig
     stack.daemon = start_daemon(stack)  # a restart repairs a torn tail, if the kill made one
     assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
     assert all(e["request_id"] for e in entries(stack))
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_no_trading_while_the_audit_log_cannot_be_written(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """A full disk (file size limit on the daemon): the call in progress answers, then 503 until fixed."""
+    stack: Stack = make_stack()
+    post = ["-X", "POST"]
+    assert curl_json(f"{stack.base}/v1.1/user_info", *post)[0] == 200
+    size = audit_file(stack).stat().st_size
+    pid = str(stack.daemon.proc.pid)
+    subprocess.run(["prlimit", "--pid", pid, f"--fsize={size + 20}:unlimited"], check=True)
+    assert curl_json(f"{stack.base}/v1.1/user_info", *post)[0] == 200  # executed: its answer goes back
+    before = stack.sim_stats()["executed"]["user_info"]
+    status, body = curl_json(f"{stack.base}/v1.1/user_info", *post)
+    assert (status, body["proxy_error"]) == (503, "audit_unwritable")
+    assert stack.sim_stats()["executed"]["user_info"] == before  # refused before signing
+    subprocess.run(["prlimit", "--pid", pid, "--fsize=unlimited:unlimited"], check=True)
+    assert curl_json(f"{stack.base}/v1.1/user_info", *post)[0] == 200
+    late = [e for e in entries(stack) if e.get("late")]
+    assert len(late) == 1 and len(entries(stack)) == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,22 @@ def test_secret_never_leaves_the_daemon(stack: Stack) -> None:
         assert stack.secret.encode() not in data, where
         assert PASSPHRASE.encode() not in data, where
     assert "Sign" not in stack.logs()
+
+
+@pytest.mark.parametrize("offered", ["ab\udcffcd", "a b", "x" * 65, ""])
+def test_odd_request_ids_are_replaced(stack: Stack, offered: str) -> None:
+    """An X-Request-Id that is not a plain token is replaced by a fresh one, never echoed or logged."""
+    out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "-X", "POST", "-H",
+                          f"X-Request-Id: {offered}", f"{stack.base}/v1.1/user_info"],
+                         capture_output=True, check=True).stdout.decode(errors="replace")
+    assert " 200 " in out.splitlines()[0]
+    rid = next(line.split(":", 1)[1].strip() for line in out.splitlines()
+               if line.lower().startswith("x-request-id:"))
+    assert len(rid) == 32 and rid != offered
+
+
+def test_a_plain_request_id_is_kept(stack: Stack) -> None:
+    """A client's own X-Request-Id of letters, digits and . _ : - comes back unchanged."""
+    out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "-H", "X-Request-Id: bot-1.42:a_b",
+                          f"{stack.base}/healthz"], capture_output=True, text=True, check=True).stdout
+    assert "x-request-id: bot-1.42:a_b" in out.lower()

@@ -223,3 +223,9 @@ async def test_read_params_over_http_refuses(
     response = await client.post(url, **kwargs)
     assert response.status == 400
     assert (await response.json())["slug"] == slug
+
+
+def test_client_key_and_sign_parameters_are_dropped() -> None:
+    """Body parameters named Key and Sign (a library's placeholders) are dropped like nonce."""
+    assert merge([("Key", "K-x"), ("Sign", "abc"), ("nonce", "1"), ("pair", "BTC_USDT")]) == (
+        ("pair", "BTC_USDT"),)
