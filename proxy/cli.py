@@ -14,8 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxy import __version__, manage, manage_clients, vault
+from proxy import __version__, manage, manage_clients, manage_state, vault
 from proxy.config import DEFAULT_LISTEN, Listen, default_config_path, load_config
+from proxy.console import Console
 from proxy.credentials import PassphraseError, PassphraseSources
 from proxy.hardening import protect_process
 from proxy.nonce import NonceStateError
@@ -187,7 +188,7 @@ def _health(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    path, console = _config_path(args), manage.Console(from_stdin=getattr(args, "from_stdin", False))
+    path, console = _config_path(args), Console(from_stdin=getattr(args, "from_stdin", False))
     match (args.command, getattr(args, "action", None)):
         case ("init", _):
             manage.init(path, args.account, _sources(args), console)
@@ -206,11 +207,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         case ("client", "list"):
             manage_clients.client_list(path, console)
         case ("audit", str(action)):
-            state_dir = manage.resolve_state_dir(path, args.state_dir)
-            manage.audit_command(state_dir, action, vars(args), console)
+            state_dir = manage_state.resolve_state_dir(path, args.state_dir)
+            manage_state.audit_command(state_dir, action, vars(args), console)
         case ("halt", _):
-            state_dir = manage.resolve_state_dir(path, args.state_dir)
-            manage.halt_command(path, args.state, args.reason, state_dir, console)
+            state_dir = manage_state.resolve_state_dir(path, args.state_dir)
+            manage_state.halt_command(path, args.state, args.reason, state_dir, console)
         case ("passphrase", "change"):
             manage.passphrase_change(path, _sources(args), args.new_passphrase_file, console)
         case ("check", _):

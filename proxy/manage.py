@@ -7,15 +7,11 @@ that the result validates, and replaces the file atomically with mode 0600.
 from __future__ import annotations
 
 import copy
-import getpass
-import json
-import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from proxy import auditread, halt, nonce, policy, vault, yamlfile
+from proxy import policy, vault, yamlfile
 from proxy.config import (
     DEFAULT_LISTEN,
     DEFAULT_UPSTREAM,
@@ -27,59 +23,9 @@ from proxy.config import (
     unlock_data_key,
     validate,
 )
+from proxy.console import Console
 from proxy.credentials import PassphraseSources, Secret
 from proxy.durable import create_exclusive, write_atomic
-
-Out = Callable[[str], None]
-
-
-@dataclass
-class Console:
-    """Where credentials come from and where messages go (tests swap these)."""
-
-    from_stdin: bool = False
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    ask: Callable[[str], str] = input
-    ask_secret: Callable[[str], str] = getpass.getpass
-    out: Out = print
-    warn: Out = field(default=lambda line: print(line, file=sys.stderr))
-
-    def _line(self, what: str) -> str:
-        line = self.stdin.readline()
-        if not line:
-            raise ConfigError(f"--from-stdin: expected the {what} on its own line, got end of input")
-        return line.rstrip("\r\n").strip()
-
-    def read_key(self) -> str:
-        if self.from_stdin:
-            return self._line("API key")
-        self._need_tty()
-        return self._prompt(self.ask, "EXMO API key (K-...): ")
-
-    def read_secret(self) -> Secret:
-        value = self._line("API secret") if self.from_stdin else self._ask_secret()
-        if not value or any(c.isspace() for c in value):
-            raise ConfigError("the API secret is empty or contains spaces")
-        if value.startswith("K-"):
-            raise ConfigError("API secret: that looks like the public key (K-...); the secret starts with S-")
-        if not value.startswith("S-"):
-            self.warn("warning: the secret does not start with S- as EXMO secrets do; stored anyway")
-        return Secret(value)
-
-    def _ask_secret(self) -> str:
-        self._need_tty()
-        return self._prompt(self.ask_secret, "EXMO API secret (S-..., not echoed): ")
-
-    @staticmethod
-    def _prompt(ask: Callable[[str], str], text: str) -> str:
-        try:
-            return ask(text).strip()
-        except EOFError:
-            raise ConfigError("input ended at the prompt; nothing was written") from None
-
-    def _need_tty(self) -> None:
-        if not self.stdin.isatty():
-            raise ConfigError("stdin is not a terminal: pass --from-stdin and pipe the key and secret lines")
 
 
 def _secret_path(name: str) -> str:
@@ -225,10 +171,15 @@ def account_remove(path: Path, name: str, console: Console) -> None:
         raise ConfigError(f"accounts.{name}: it is the only account; a config needs at least one")
     if edit.doc.get("default_account") == name:
         raise ConfigError(f"default_account is {name!r}; point it at another account first")
-    expected = copy.deepcopy(edit.doc)
-    del expected["accounts"][name]
-    save_edit(edit, yamlfile.delete_block(edit.text, ("accounts", name)), expected, console)
+    remove_entry(edit, "accounts", name, console)
     console.out(f"removed account {name!r} from {path}")
+
+
+def remove_entry(edit: Editable, section: str, name: str, console: Console) -> None:
+    """Delete `section.name` from the file, keeping every other line as it was."""
+    expected = copy.deepcopy(edit.doc)
+    del expected[section][name]
+    save_edit(edit, yamlfile.delete_block(edit.text, (section, name)), expected, console)
 
 
 def account_list(path: Path, console: Console) -> None:
@@ -311,40 +262,3 @@ def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], con
         console.out("  default_account: none (requests must name an account)")
     for account in config.accounts.values():
         _account_summary(account, config.default_account, console)
-
-
-
-def resolve_state_dir(path: Path, override: str | None) -> Path:
-    """The state_dir a daemon started with the same config (and --state-dir) uses."""
-    if override:
-        return Path(override).resolve()
-    return validate(yamlfile.read_document(path), path).state_dir
-
-
-def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: Console) -> None:
-    """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once."""
-    if not nonce.in_use(state_dir):
-        console.warn(f"warning: no running daemon uses {state_dir}; if yours runs with --state-dir or"
-                     " $STATE_DIRECTORY, pass the same --state-dir here")
-    if state in ("on", "off"):
-        try:
-            halt.set_halt(state_dir, state == "on", reason)
-        except OSError as exc:
-            raise ConfigError(f"{state_dir}: cannot write the halt switch: {exc.strerror}") from None
-    info = halt.halt_info(state_dir)
-    if info is None:
-        console.out(f"trading is ON ({state_dir})")
-    else:
-        console.out(f"trading is HALTED since {info.get('since', '?')}: only reads, cancels and position"
-                    f" closes are signed. {info.get('reason') or ''}".rstrip())
-
-
-def audit_command(state_dir: Path, action: str, options: dict[str, Any], console: Console) -> None:
-    """`exmo-proxy audit tail|grep`: reads state_dir/audit.jsonl (and rotated files); no passphrase."""
-    if action == "tail":
-        entries: Iterable[dict[str, Any]] = auditread.tail(state_dir, max(1, options["n"]))
-    else:
-        filters = {k: options[k] for k in ("account", "method", "client", "text", "since")}
-        entries = auditread.grep(state_dir, **filters)
-    for entry in entries:
-        console.out(json.dumps(entry) if options["json"] else auditread.format_entry(entry))

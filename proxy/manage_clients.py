@@ -12,7 +12,8 @@ from pathlib import Path
 
 from proxy import clients, yamlfile
 from proxy.config import check_name, validate
-from proxy.manage import Console, open_editable, save_edit
+from proxy.console import Console
+from proxy.manage import open_editable, remove_entry, save_edit
 from proxy.yamlfile import ConfigError
 
 
@@ -56,9 +57,7 @@ def client_remove(path: Path, name: str, console: Console) -> None:
     existing = edit.doc.get("clients") or {}
     if name not in existing:
         raise ConfigError(f"clients.{name}: no such client")
-    expected = copy.deepcopy(edit.doc)
-    del expected["clients"][name]
-    save_edit(edit, yamlfile.delete_block(edit.text, ("clients", name)), expected, console)
+    remove_entry(edit, "clients", name, console)
     console.out(f"removed client {name!r}; restart the daemon for its token to stop working")
 
 
