@@ -6,7 +6,6 @@ and exit 2. Relative paths in the file (state_dir) are resolved against the file
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 from collections.abc import Mapping
@@ -14,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from proxy import scopes, vault
+from proxy.addresses import DEFAULT_SOCKET_MODE as DEFAULT_SOCKET_MODE
+from proxy.addresses import DEFAULT_UPSTREAM as DEFAULT_UPSTREAM
+from proxy.addresses import Listen as Listen
+from proxy.addresses import check_upstream, socket_mode
 from proxy.audit import AuditSettings
 from proxy.credentials import PassphraseSources, Secret
 from proxy.hardening import PermissionProblem, check_private_file
@@ -28,58 +30,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "exmo-proxy.yaml"
 CONFIG_ENV = "EXMO_PROXY_CONFIG"
-DEFAULT_UPSTREAM = "https://api.exmo.com"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
             "encryption", "log_level", "socket_mode", "audit"}
-DEFAULT_SOCKET_MODE = 0o660
 ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def default_config_path() -> str:
     return os.environ.get(CONFIG_ENV) or DEFAULT_PATH
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Where the daemon listens: host:port, or a unix socket path."""
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    unix_path: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Listen:
-        if text.startswith("unix:"):
-            if not text[5:].startswith("/"):
-                raise ValueError("unix socket path must be absolute, e.g. unix:/run/exmo-proxy/proxy.sock")
-            return cls(unix_path=text[5:])
-        host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("expected HOST:PORT (e.g. 127.0.0.1:8080) or unix:/path/to.sock")
-        return cls(host=host.strip("[]") or "127.0.0.1", port=int(port))
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.unix_path is not None or is_loopback_host(self.host)
-
-    def url(self) -> str:
-        if self.unix_path:
-            return f"unix:{self.unix_path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -159,22 +120,6 @@ def _listen(value: Any) -> Listen:
         return Listen.parse(_string(value, "listen"))
     except ValueError as exc:
         raise ConfigError(f"listen: {exc}") from None
-
-
-def check_upstream(value: Any) -> str:
-    url = _string(value, "upstream").rstrip("/")
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise ConfigError(f"upstream: {url!r} has an invalid port") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"upstream: {url!r} is not an http(s) URL like {DEFAULT_UPSTREAM}")
-    if parts.path or parts.query or parts.fragment or parts.username:
-        raise ConfigError("upstream: give only scheme and host, e.g. https://api.exmo.com")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigError("upstream: https is required unless the host is loopback")
-    return url
 
 
 def _limits(raw: Any) -> Limits:
@@ -291,7 +236,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts,
         default_account=_default_account(doc.get("default_account"), accounts),
         limits=_limits(doc.get("limits")), log_level=level, kdf=kdf, wrapped_key=wrapped,
-        clients=clients, socket_mode=_socket_mode(doc.get("socket_mode"), bool(clients)),
+        clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
         audit=_audit(doc.get("audit")),
     )
 
@@ -316,21 +261,6 @@ def _clients(raw: Any, accounts: frozenset[str]) -> Mapping[str, Client]:
     if not isinstance(raw, dict):
         raise ConfigError("clients: must be a mapping of client names")
     return MappingProxyType({check_name(n, "clients"): scopes.client(n, c, accounts) for n, c in raw.items()})
-
-
-def _socket_mode(value: Any, has_clients: bool) -> int:
-    """Unix socket permissions; YAML reads 0660 as octal already, "0660" arrives as text."""
-    if value is None:
-        return DEFAULT_SOCKET_MODE
-    try:
-        mode = int(value, 8) if isinstance(value, str) else int(value)
-    except ValueError:
-        raise ConfigError("socket_mode: must be an octal mode like \"0660\"") from None
-    if isinstance(value, bool) or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
-        raise ConfigError("socket_mode: must be an octal mode like \"0660\" that keeps owner read/write")
-    if mode & 0o007 and not has_clients:
-        raise ConfigError("socket_mode: giving every local user access needs clients (tokens) configured")
-    return mode
 
 
 def unlock_data_key(document: Document, passphrase: Secret) -> bytes:
