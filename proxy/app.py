@@ -80,7 +80,7 @@ async def handle_api(request: web.Request) -> web.Response:
     if request.method not in ("GET", "HEAD", "POST"):
         raise ProxyError(405, "http_method_not_allowed", "use POST (or GET for public methods)")
     params = await read_params(request)
-    wait = runtime.config.limits.max_wait_s
+    wait = _patience(request, runtime.config.limits.max_wait_s)
     if policy.is_public(method):
         http_method = "POST" if request.method == "POST" else "GET"
         return _pass_through(
@@ -101,6 +101,16 @@ async def handle_api(request: web.Request) -> web.Response:
         record.response = await runtime.dispatcher.private(account, path, params, wait,
                                                            _client_waiting(request), record.signed)
     return _pass_through(record.response)
+
+
+def _patience(request: web.Request, default_s: float) -> float:
+    """How long this client will wait for its turn: X-Max-Wait-Ms, else limits.max_wait_s."""
+    header = request.headers.get("X-Max-Wait-Ms")
+    if header is None:
+        return default_s
+    if not header.isdigit() or int(header) > 600_000:
+        raise ProxyError(400, "bad_header", "X-Max-Wait-Ms must be whole milliseconds, 0..600000")
+    return int(header) / 1000
 
 
 def _client_waiting(request: web.Request) -> Callable[[], bool]:
@@ -126,6 +136,9 @@ async def handle_readyz(request: web.Request) -> web.Response:
     if not os.access(state, os.W_OK):
         return web.json_response({"status": "not ready", "reason": f"state_dir {state} is not writable"},
                                  status=503)
+    paused = runtime.dispatcher.limiter.paused_for()
+    if paused:
+        return web.json_response({"status": "ready", "exmo_rate_limit_pause_s": round(paused, 1)})
     return web.json_response({"status": "ready"})
 
 

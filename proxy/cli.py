@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--accounts", metavar="FILE", help="YAML mapping of API key to secret")
     sim.add_argument("--delay-ms", type=int, default=0, help="random processing delay up to N ms")
     sim.add_argument("--rate-limit", type=int, default=10, help="requests/s per key and IP (0: off)")
+    sim.add_argument("--rate-limit-style", choices=["40034", "retry_after"], default="40034",
+                     help="which of EXMO's two rate-limit answers to give")
     sim.add_argument("--seed", type=int)
 
     demo = sub.add_parser("demo", parents=[common], help="simulator + proxy with a throwaway config")
@@ -156,7 +158,8 @@ def _simulator(args: argparse.Namespace) -> int:
     accounts = simulator.load_accounts_file(args.accounts) if args.accounts else {
         simulator.DEMO_KEY: simulator.DEMO_SECRET}
     config = simulator.SimulatorConfig(accounts=accounts, delay_ms=args.delay_ms,
-                                       rate_limit=args.rate_limit, seed=args.seed)
+                                       rate_limit=args.rate_limit, seed=args.seed,
+                                       rate_limit_style=args.rate_limit_style)
     _configure_logging()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(simulator.serve_simulator(config, listen.host, listen.port))

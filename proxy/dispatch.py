@@ -11,13 +11,12 @@ the daemon is shutting down.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from proxy.answers import nonce_rejection, rate_limit_pause
 from proxy.config import Account
 from proxy.inbound import Params
 from proxy.nonce import NonceBook
@@ -28,24 +27,6 @@ from proxy.upstream import Upstream, UpstreamResponse
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
-# exmo-api.md §3: `40009: The nonce parameter is less or equal than what was used before "N"`
-_NONCE_ERROR = re.compile(r"^(?:Error )?40009:")
-_USED_BEFORE = re.compile(r'"(\d{1,19})"')
-
-
-def nonce_rejection(resp: UpstreamResponse) -> int | None:
-    """If EXMO rejected the nonce (40009), the highest nonce it names (0 if none); else None."""
-    if resp.status != 200 or b"40009" not in resp.body:
-        return None
-    try:
-        doc = json.loads(resp.body)
-    except ValueError:
-        return None
-    error = doc.get("error") if isinstance(doc, dict) else None
-    if not isinstance(error, str) or not _NONCE_ERROR.match(error):
-        return None
-    found = _USED_BEFORE.search(error)
-    return int(found.group(1)) if found else 0
 
 
 class NotSent(Exception):
@@ -101,8 +82,17 @@ class Dispatcher:
         query = urlencode(params) if http_method == "GET" else ""
         body = urlencode(params).encode() if http_method != "GET" and params else None
         headers = {"Content-Type": FORM} if body is not None else {}
-        return await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
-                                        private=False)
+        response = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
+                                            private=False)
+        return self._heed(response)
+
+    def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
+        """An EXMO rate-limit answer pauses all sending for as long as EXMO asks (SPEC §7)."""
+        pause = rate_limit_pause(response)
+        if pause is not None:
+            self.limiter.pause(pause)
+            log.warning("EXMO answered with a rate-limit error: sending paused for %.0f s", pause)
+        return response
 
     async def private(
         self, account: Account, path: str, params: Params, max_wait_s: float, client_waiting: Waiting,
@@ -136,4 +126,4 @@ class Dispatcher:
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
-        return await self.upstream.send("POST", path, body=body, headers=headers, private=True)
+        return self._heed(await self.upstream.send("POST", path, body=body, headers=headers, private=True))

@@ -35,6 +35,7 @@ class RateLimiter:
         self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
         self._clock = clock
         self._next_free = 0.0  # the theoretical time the next call may go out
+        self.paused_until = 0.0
 
     def reserve(self, max_wait_s: float) -> float:
         """Claim the next slot; returns how long to sleep before sending."""
@@ -42,9 +43,20 @@ class RateLimiter:
         slot = max(now, self._next_free)
         wait = slot - now
         if wait > max_wait_s + 1e-9:  # float rounding must not refuse an exact fit
-            raise RateLimited(wait)
+            paused = self.paused_for()
+            raise RateLimited(wait, f"EXMO asked to pause sending (rate limit); retry after {paused:.0f}s"
+                              if paused else "")
         self._next_free = slot + self.interval
         return wait
+
+    def pause(self, seconds: float) -> None:
+        """EXMO said to stop (40034 / "Retry after N sec."): no slot before now + seconds."""
+        self._next_free = max(self._next_free, self._clock() + seconds)
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+
+    def paused_for(self) -> float:
+        """Seconds left of a pause EXMO asked for (0 when none)."""
+        return max(0.0, self.paused_until - self._clock())
 
     async def acquire(self, max_wait_s: float) -> None:
         wait = self.reserve(max_wait_s)

@@ -173,12 +173,14 @@ def init_config(tmp: Path, key: str, secret: str, passphrase_file: Path, rate: f
     return config
 
 
-def start_simulator(tmp: Path, accounts: dict[str, str], delay_ms: int = 0, rate_limit: int = 0) -> Service:
+def start_simulator(tmp: Path, accounts: dict[str, str], delay_ms: int = 0, rate_limit: int = 0,
+                    style: str = "40034") -> Service:
     accounts_file = tmp / "sim-accounts.yaml"
     accounts_file.write_text("".join(f"{k}: {v}\n" for k, v in accounts.items()))
     port = free_port()
     return start(["simulator", "--listen", f"127.0.0.1:{port}", "--accounts", str(accounts_file),
-                  "--delay-ms", str(delay_ms), "--rate-limit", str(rate_limit)], port, tmp / "simulator.log")
+                  "--delay-ms", str(delay_ms), "--rate-limit", str(rate_limit), "--rate-limit-style", style],
+                 port, tmp / "simulator.log")
 
 
 def start_daemon(stack: Stack, *extra: str, wrap: Sequence[str] = ()) -> Service:
@@ -189,11 +191,12 @@ def start_daemon(stack: Stack, *extra: str, wrap: Sequence[str] = ()) -> Service
                  port, stack.tmp / "daemon.log", env=env, wrap=wrap)
 
 
-def build_stack(tmp: Path, *, delay_ms: int = 0, sim_rate: int = 0, rate: float = 1000) -> Stack:
+def build_stack(tmp: Path, *, delay_ms: int = 0, sim_rate: int = 0, rate: float = 1000,
+                sim_style: str = "40034") -> Stack:
     key, secret = fake_key(), fake_secret()
     passphrase_file = write_passphrase(tmp)
     config = init_config(tmp, key, secret, passphrase_file, rate=rate)
-    sim = start_simulator(tmp, {key: secret}, delay_ms=delay_ms, rate_limit=sim_rate)
+    sim = start_simulator(tmp, {key: secret}, delay_ms=delay_ms, rate_limit=sim_rate, style=sim_style)
     stack = Stack(tmp, key, secret, config, passphrase_file, sim, daemon=None)  # type: ignore[arg-type]
     stack.daemon = start_daemon(stack)
     return stack

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Stack, curl_json
 
 pytestmark = pytest.mark.slow
 
@@ -37,3 +37,32 @@ def test_default_rate_never_trips_exmos_limit(make_stack) -> None:  # type: igno
     assert len(answers) == 30
     assert not [a for a in answers if a.get("result") is False], "a call hit EXMO's rate limit"
     assert stack.sim_stats()["errors"].get("40034", 0) == 0
+
+
+@pytest.mark.parametrize("style", ["40034", "retry_after"])
+def test_exmo_rate_limit_answer_pauses_all_sending(make_stack, style: str) -> None:  # type: ignore[no-untyped-def]
+    """After EXMO's rate-limit answer, nothing is sent for the time it names; clients get 429."""
+    stack: Stack = make_stack(sim_rate=5, rate=1000, sim_style=style)  # a proxy set faster than EXMO
+    answers = [curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST") for _ in range(12)]
+    limited = [body for status, body in answers if status == 200 and body.get("result") is False]
+    assert limited, "the simulator never answered with its rate limit"
+    assert any(status == 429 for status, _ in answers), "the proxy kept sending after EXMO's answer"
+    sent_before = sum(stack.sim_stats()["executed"].values()) + sum(stack.sim_stats()["errors"].values())
+    status, body = curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")
+    assert (status, body["proxy_error"]) == (429, "rate_limited") and "pause" in body["error"]
+    after = sum(stack.sim_stats()["executed"].values()) + sum(stack.sim_stats()["errors"].values())
+    assert after == sent_before, "a request reached EXMO during the pause"
+    ready = curl_json(f"{stack.base}/readyz")[1]
+    assert ready["exmo_rate_limit_pause_s"] > 40
+    assert "sending paused" in stack.logs()
+
+
+def test_client_patience_header(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """X-Max-Wait-Ms: 0 turns a wait into an immediate 429 with Retry-After; junk is a 400."""
+    stack: Stack = make_stack(rate=1)  # one call per 1.1 s
+    assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    status, body = curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST", "-H", "X-Max-Wait-Ms: 0")
+    assert (status, body["proxy_error"]) == (429, "rate_limited")
+    status, body = curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST", "-H", "X-Max-Wait-Ms: soon")
+    assert (status, body["proxy_error"]) == (400, "bad_header")
+    assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST", "-H", "X-Max-Wait-Ms: 5000")[0] == 200
