@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 
@@ -20,8 +20,9 @@ from proxy.dispatch import Dispatcher
 from proxy.inbound import read_params
 from proxy.middleware import (
     CLIENT,
-    CONFIG,
+    LIVE,
     REQUEST_ID,
+    Live,
     ProxyError,
     errors_and_access_log,
     quiet_parser_errors,
@@ -34,9 +35,27 @@ from proxy.upstream import Upstream, UpstreamResponse
 
 @dataclass
 class Runtime:
-    config: Config
+    live: Live
+    upstream: Upstream
     dispatcher: Dispatcher
     audit: AuditTrail
+
+    @property
+    def config(self) -> Config:
+        return self.live.config
+
+    def apply(self, new: Config) -> list[str]:
+        """Take a reloaded config; returns the settings that need a restart and were kept."""
+        old = self.live.config
+        restart_only = ("listen", "state_dir", "socket_mode")
+        kept = [name for name in restart_only if getattr(new, name) != getattr(old, name)]
+        if kept:
+            new = replace(new, listen=old.listen, state_dir=old.state_dir, socket_mode=old.socket_mode)
+        self.upstream.configure(new.upstream, new.limits)
+        self.dispatcher.limiter.set_rate(new.limits.rate_per_second)
+        self.audit.settings = self.audit.log.settings = new.audit
+        self.live.config = new  # the swap: every request from here on sees the new config
+        return kept
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -121,6 +140,11 @@ def _client_waiting(request: web.Request) -> Callable[[], bool]:
     return waiting
 
 
+def apply_config(app: web.Application, new: Config) -> list[str]:
+    """SIGHUP: swap in a reloaded config; the names of settings that still need a restart."""
+    return app[RUNTIME].apply(new)
+
+
 def begin_drain(app: web.Application) -> None:
     """SIGTERM: from now on, calls that have not been sent yet are answered 503 and not sent."""
     app[RUNTIME].dispatcher.draining = True
@@ -143,7 +167,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
-    config = app[CONFIG]
+    config = app[LIVE].config
     upstream = Upstream(config.upstream, config.limits)
     nonces = NonceBook(config.state_dir, app[CLOCK])
     for account in config.accounts.values():
@@ -152,7 +176,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     limiter = RateLimiter(config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
-    app[RUNTIME] = Runtime(config, Dispatcher(upstream, limiter, nonces), audit)
+    app[RUNTIME] = Runtime(app[LIVE], upstream, Dispatcher(upstream, limiter, nonces), audit)
     try:
         yield
     finally:
@@ -166,7 +190,7 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     quiet_parser_errors()
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[errors_and_access_log])
-    app[CONFIG] = config
+    app[LIVE] = Live(config)
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
     app.router.add_get("/healthz", handle_healthz)

@@ -140,10 +140,13 @@ def _run(args: argparse.Namespace) -> int:
 
     _configure_logging()
     protect_process(log)  # before any secret is decrypted into this process's memory
-    config = load_config(_config_path(args), _sources(args), _overrides(args))
+    path, overrides = _config_path(args), _overrides(args)
+    config = load_config(path, _sources(args), overrides)
     logging.getLogger().setLevel(config.log_level.upper())
+    # SIGHUP reads the passphrase again from a file source; a daemon cannot answer a prompt.
+    quiet = PassphraseSources(explicit=getattr(args, "passphrase_file", None), is_tty=lambda: False)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, reloader=lambda: load_config(path, quiet, overrides)))
     except OSError as exc:
         print(f"exmo-proxy: error: cannot listen on {config.listen.url()}: {exc.strerror or exc}",
               file=sys.stderr)

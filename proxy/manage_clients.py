@@ -58,7 +58,7 @@ def client_remove(path: Path, name: str, console: Console) -> None:
     if name not in existing:
         raise ConfigError(f"clients.{name}: no such client")
     remove_entry(edit, "clients", name, console)
-    console.out(f"removed client {name!r}; restart the daemon for its token to stop working")
+    console.out(f"removed client {name!r}; its token stops working when the daemon reloads (SIGHUP) or restarts")
 
 
 def client_list(path: Path, console: Console) -> None:

@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -32,7 +33,14 @@ log = logging.getLogger("proxy.app")
 access_log = logging.getLogger("proxy.access")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CONFIG = web.AppKey("config", Config)
+@dataclass
+class Live:
+    """The config in force; SIGHUP swaps it in one assignment (server.py)."""
+
+    config: Config
+
+
+LIVE = web.AppKey("live", Live)
 CLIENT = web.RequestKey("client", Client)
 REQUEST_ID = web.RequestKey("request_id", str)
 REQUEST_ID_FORM = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # anything else is replaced, not echoed
@@ -89,7 +97,7 @@ def _map_exception(exc: Exception) -> web.Response:
 
 def _gate(request: web.Request) -> None:
     """Before any handler: browsers, body size (by its declared length), and the bearer token."""
-    config = request.app[CONFIG]
+    config = request.app[LIVE].config
     guard.check(request.headers, config.listen)
     if (request.content_length or 0) > config.limits.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=config.limits.max_body_bytes,

@@ -32,10 +32,13 @@ JITTER_MARGIN = 0.10
 
 class RateLimiter:
     def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
+        self.set_rate(rate_per_second)
         self._clock = clock
         self._next_free = 0.0  # the theoretical time the next call may go out
         self.paused_until = 0.0
+
+    def set_rate(self, rate_per_second: float) -> None:
+        self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
 
     def reserve(self, max_wait_s: float) -> float:
         """Claim the next slot; returns how long to sleep before sending."""

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.app import begin_drain, create_app
+from proxy.app import apply_config, begin_drain, create_app
 from proxy.config import Config
 
 log = logging.getLogger(__name__)
@@ -68,21 +68,50 @@ async def start_site(runner: web.AppRunner, config: Config) -> None:
         await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
 
 
-def _install_signals(stop: asyncio.Event) -> None:
+Reloader = Callable[[], Config]
+
+
+async def reload(app: web.Application, reloader: Reloader | None) -> None:
+    """SIGHUP: read and decrypt the config again; swap it in whole, or keep the old one and say why."""
+    if reloader is None:
+        log.warning("SIGHUP: this daemon cannot reload (no config file); restart to apply changes")
+        return
+    try:
+        new = await asyncio.to_thread(reloader)  # the KDF takes a moment: not on the event loop
+    except Exception as exc:
+        log.error("SIGHUP: reload refused, still running the previous config: %s", _reason(exc))
+        return
+    kept = apply_config(app, new)
+    log.info("SIGHUP: config reloaded: accounts %s; clients %s", ", ".join(new.accounts),
+             ", ".join(new.clients) or "none")
+    if kept:
+        log.warning("SIGHUP: %s changed but only take effect after a restart", ", ".join(kept))
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _install_signals(stop: asyncio.Event, on_hup: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(
-        signal.SIGHUP, lambda: log.warning("SIGHUP: config reload is not supported yet; restart to apply")
-    )
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
 
 
 async def serve(config: Config, on_ready: Callable[[], None] | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and return."""
+                stop: asyncio.Event | None = None, reloader: Reloader | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and return; SIGHUP reloads."""
     stop = stop or asyncio.Event()
-    _install_signals(stop)
     app = create_app(config)
+    pending: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.ensure_future(reload(app, reloader))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    _install_signals(stop, on_hup)
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=config.limits.upstream_timeout_s + 1)
     await runner.setup()

@@ -48,12 +48,16 @@ class Upstream:
     """The only way out of the daemon: requests go to `base_url` and nowhere else."""
 
     def __init__(self, base_url: str, limits: Limits) -> None:
+        self._session: aiohttp.ClientSession | None = None
+        self.configure(base_url, limits)
+
+    def configure(self, base_url: str, limits: Limits) -> None:
+        """Where to send and how long to wait; a reload may change both for the next request."""
         self.base_url = base_url
         self._timeout = aiohttp.ClientTimeout(
             total=limits.upstream_timeout_s, sock_connect=limits.connect_timeout_s
         )
         self._timeout_s = limits.upstream_timeout_s
-        self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=10, ttl_dns_cache=60)
@@ -75,7 +79,8 @@ class Upstream:
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         try:
             async with self._session.request(
-                http_method, url, data=body, headers=dict(headers or {}), allow_redirects=False
+                http_method, url, data=body, headers=dict(headers or {}), allow_redirects=False,
+                timeout=self._timeout,
             ) as resp:
                 payload = await self._read(resp)
                 return UpstreamResponse(resp.status, payload, resp.headers.get("Content-Type", ""))
