@@ -58,7 +58,8 @@ def client_remove(path: Path, name: str, console: Console) -> None:
     if name not in existing:
         raise ConfigError(f"clients.{name}: no such client")
     remove_entry(edit, "clients", name, console)
-    console.out(f"removed client {name!r}; its token stops working when the daemon reloads (SIGHUP) or restarts")
+    console.out(f"removed client {name!r}; its token stops working when the daemon reloads (SIGHUP)"
+                " or restarts")
 
 
 def client_list(path: Path, console: Console) -> None:
