@@ -18,6 +18,7 @@ from proxy.auditing import AuditTrail, CallRecord
 from proxy.config import Account, Config
 from proxy.dispatch import Dispatcher
 from proxy.inbound import read_params
+from proxy.market import SharedReads
 from proxy.middleware import (
     CLIENT,
     LIVE,
@@ -53,6 +54,7 @@ class Runtime:
             new = replace(new, listen=old.listen, state_dir=old.state_dir, socket_mode=old.socket_mode)
         self.upstream.configure(new.upstream, new.limits)
         self.dispatcher.limiter.set_rate(new.limits.rate_per_second)
+        self.dispatcher.shared.ttl = dict(new.cache)
         self.audit.settings = self.audit.log.settings = new.audit
         self.live.config = new  # the swap: every request from here on sees the new config
         return kept
@@ -103,7 +105,7 @@ async def handle_api(request: web.Request) -> web.Response:
     if policy.is_public(method):
         http_method = "POST" if request.method == "POST" else "GET"
         return _pass_through(
-            await runtime.dispatcher.public(http_method, path, params, wait, _client_waiting(request))
+            await runtime.dispatcher.public(http_method, path, params, wait)
         )
     if request.method != "POST":
         raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")
@@ -176,7 +178,8 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     limiter = RateLimiter(config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
-    app[RUNTIME] = Runtime(app[LIVE], upstream, Dispatcher(upstream, limiter, nonces), audit)
+    shared = SharedReads(config.cache)
+    app[RUNTIME] = Runtime(app[LIVE], upstream, Dispatcher(upstream, limiter, nonces, shared), audit)
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from proxy.addresses import check_upstream, socket_mode
 from proxy.audit import AuditSettings
 from proxy.credentials import PassphraseSources, Secret
 from proxy.hardening import PermissionProblem, check_private_file
+from proxy.policy import PUBLIC_METHODS
 from proxy.scopes import AccountPolicy, Client
 from proxy.yamlfile import ConfigError as ConfigError  # re-exported: callers catch it from here
 from proxy.yamlfile import read_document
@@ -34,7 +36,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
-            "encryption", "log_level", "socket_mode", "audit"}
+            "encryption", "log_level", "socket_mode", "audit", "cache"}
 ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -79,6 +81,7 @@ class Config:
     clients: Mapping[str, Client] = field(default_factory=lambda: MappingProxyType({}))
     socket_mode: int = DEFAULT_SOCKET_MODE
     audit: AuditSettings = field(default_factory=AuditSettings)
+    cache: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 
@@ -195,6 +198,7 @@ class Document:
     clients: Mapping[str, Client]
     socket_mode: int
     audit: AuditSettings
+    cache: Mapping[str, float]
 
 
 def _state_dir(value: Any, path: Path) -> Path:
@@ -237,8 +241,28 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         default_account=_default_account(doc.get("default_account"), accounts),
         limits=_limits(doc.get("limits")), log_level=level, kdf=kdf, wrapped_key=wrapped,
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
-        audit=_audit(doc.get("audit")),
+        audit=_audit(doc.get("audit")), cache=_cache(doc.get("cache")),
     )
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
+
+
+def _cache(raw: Any) -> Mapping[str, float]:
+    """`cache: {ticker: 1s, order_book: 500ms}` (a bare number is seconds); public methods only."""
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, dict):
+        raise ConfigError("cache: must map public methods to durations, e.g. {ticker: 1s}")
+    out: dict[str, float] = {}
+    for method, value in raw.items():
+        if method not in PUBLIC_METHODS:
+            raise ConfigError(f"cache.{method}: only public methods can be cached, e.g. ticker, order_book")
+        found = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+        if found is None or float(found.group(1)) > 3600:
+            raise ConfigError(f"cache.{method}: must be a duration like 1s or 500ms (at most 3600s)")
+        out[method] = float(found.group(1)) / (1000 if found.group(2) == "ms" else 1)
+    return MappingProxyType(out)
 
 
 def _audit(raw: Any) -> AuditSettings:
@@ -292,5 +316,5 @@ def load_config(path: Path, passphrases: PassphraseSources,
         path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
         accounts=MappingProxyType(accounts), default_account=document.default_account,
         limits=document.limits, log_level=document.log_level, clients=document.clients,
-        socket_mode=document.socket_mode, audit=document.audit,
+        socket_mode=document.socket_mode, audit=document.audit, cache=document.cache,
     )

@@ -19,14 +19,16 @@ from urllib.parse import urlencode
 from proxy.answers import nonce_rejection, rate_limit_pause
 from proxy.config import Account
 from proxy.inbound import Params
+from proxy.market import SharedReads
 from proxy.nonce import NonceBook
 from proxy.ratelimit import RateLimited, RateLimiter
 from proxy.signing import encode_body, sign
-from proxy.upstream import Upstream, UpstreamResponse
+from proxy.upstream import Upstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
+PUBLIC_BACKOFF_S = (0.2, 0.6, 0.0)  # three tries: wait 0.2 s, then 0.6 s
 
 
 class NotSent(Exception):
@@ -46,6 +48,10 @@ def _ignore(nonce: int) -> None:
     return None
 
 
+def _always() -> bool:
+    return True
+
+
 async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> None:
     if not lock.locked():
         await lock.acquire()  # uncontended: no wait, even with max_wait_s = 0
@@ -61,10 +67,12 @@ async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> Non
 class Dispatcher:
     """Everything a call needs on its way out; one per running app."""
 
-    def __init__(self, upstream: Upstream, limiter: RateLimiter, nonces: NonceBook) -> None:
+    def __init__(self, upstream: Upstream, limiter: RateLimiter, nonces: NonceBook,
+                 shared: SharedReads | None = None) -> None:
         self.upstream = upstream
         self.limiter = limiter
         self.nonces = nonces
+        self.shared = shared or SharedReads({})
         self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
 
     def _go_ahead(self, client_waiting: Waiting) -> None:
@@ -75,16 +83,43 @@ class Dispatcher:
             raise NotSent(499, "client_gone", "the client disconnected before the request was sent; not sent")
 
     async def public(
-        self, http_method: str, path: str, params: Params, max_wait_s: float, client_waiting: Waiting
+        self, http_method: str, path: str, params: Params, max_wait_s: float
     ) -> UpstreamResponse:
-        await self.limiter.acquire(max_wait_s)
-        self._go_ahead(client_waiting)
-        query = urlencode(params) if http_method == "GET" else ""
-        body = urlencode(params).encode() if http_method != "GET" and params else None
+        """A public read: shared with identical ones in flight (market.py), retried on failure."""
+        encoded = urlencode(params)
+        method = path.split("/", 2)[2]
+        deadline = time.monotonic() + max_wait_s
+
+        async def fetch() -> UpstreamResponse:  # shared: one client hanging up must not stop it
+            return await self._public_with_retries(http_method, path, encoded, deadline, _always)
+
+        return await self.shared.get(method, (http_method, path, encoded), fetch)
+
+    async def _public_with_retries(
+        self, http_method: str, path: str, encoded: str, deadline: float, client_waiting: Waiting
+    ) -> UpstreamResponse:
+        # Reads change nothing, so unlike signed calls they may be sent again (SPEC §7).
+        for attempt, backoff in enumerate(PUBLIC_BACKOFF_S):
+            await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
+            self._go_ahead(client_waiting)
+            try:
+                response = self._heed(await self._public_once(http_method, path, encoded))
+            except UpstreamError:
+                if attempt == len(PUBLIC_BACKOFF_S) - 1:
+                    raise
+            else:
+                if response.status < 500 or attempt == len(PUBLIC_BACKOFF_S) - 1:
+                    return response
+            log.info("public %s failed upstream; retrying in %.1fs", path, backoff)
+            await asyncio.sleep(backoff)
+        raise AssertionError("unreachable")
+
+    async def _public_once(self, http_method: str, path: str, encoded: str) -> UpstreamResponse:
+        body = encoded.encode() if http_method != "GET" and encoded else None
         headers = {"Content-Type": FORM} if body is not None else {}
-        response = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
-                                            private=False)
-        return self._heed(response)
+        query = encoded if http_method == "GET" else ""
+        return await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
+                                        private=False)
 
     def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
         """An EXMO rate-limit answer pauses all sending for as long as EXMO asks (SPEC §7)."""

@@ -64,7 +64,7 @@ class Handler(socketserver.StreamRequestHandler):
         line = self.rfile.readline()
         if not line:
             return False
-        path = line.split()[1].decode()
+        path = line.split()[1].decode().split("?")[0]
         length = 0
         while (header := self.rfile.readline()) not in (b"\r\n", b""):
             if header.lower().startswith(b"content-length:"):
@@ -74,6 +74,16 @@ class Handler(socketserver.StreamRequestHandler):
         if path.endswith("/order_create"):  # hang: the request was received, no answer comes
             self.server.release.wait(30)
             return False
+        if path.endswith("/ticker") and self.server.seen[path] == 1:  # first try: a 503 HTML page
+            page = b"<html><body>503 Service Temporarily Unavailable</body></html>"
+            self.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"
+                             b"Content-Length: " + str(len(page)).encode() + b"\r\n\r\n" + page)
+            return True
+        if path.endswith("/order_book") or path.endswith("/user_cancelled_orders"):  # slow, then fine
+            time.sleep(0.5)
+        if path.endswith("/user_cancelled_orders"):  # a private call answered 500: never resent
+            self.wfile.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+            return True
         if path.endswith("/user_trades"):  # a redirect to somewhere else
             where = f"{self.server.redirect_to}/v1.1/user_trades".encode()
             self.wfile.write(b"HTTP/1.1 302 Found\r\nLocation: " + where + b"\r\nContent-Length: 0\r\n\r\n")
@@ -200,3 +210,22 @@ def test_redirects_are_not_followed(daemon: Service, broken: BrokenExmo) -> None
     finally:
         elsewhere.shutdown()
         elsewhere.server_close()
+
+
+def test_public_reads_are_retried_private_calls_are_not(daemon: Service, broken: BrokenExmo) -> None:
+    """A 503 page on ticker is retried and the client gets the data; a private 500 is passed on once."""
+    status, body = curl_json(f"{daemon.url}/v1.1/ticker")
+    assert status == 200 and body["uid"] == 1
+    assert broken.seen["/v1.1/ticker"] == 2
+    status, _ = curl(f"{daemon.url}/v1.1/user_cancelled_orders", "-X", "POST")
+    assert status == 500
+    assert broken.seen["/v1.1/user_cancelled_orders"] == 1
+
+
+def test_identical_public_reads_share_one_upstream_call(daemon: Service, broken: BrokenExmo) -> None:
+    """Ten bots asking for the same order book at once cost one upstream request."""
+    with ThreadPoolExecutor(10) as pool:
+        url = f"{daemon.url}/v1.1/order_book?pair=BTC_USDT"
+        answers = list(pool.map(lambda _: curl_json(url), range(10)))
+    assert all(status == 200 for status, _ in answers)
+    assert broken.seen["/v1.1/order_book"] == 1
