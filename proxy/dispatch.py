@@ -73,7 +73,18 @@ class Dispatcher:
         self.limiter = limiter
         self.nonces = nonces
         self.shared = shared or SharedReads({})
+        self._account_limiters: dict[str, RateLimiter] = {}
         self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
+
+    def _account_limiter(self, account: Account) -> RateLimiter | None:
+        rate = account.policy.rate_per_second
+        if rate is None:
+            return None
+        limiter = self._account_limiters.get(account.name)
+        if limiter is None:
+            limiter = self._account_limiters[account.name] = RateLimiter(rate)
+        limiter.set_rate(rate)  # a reload may have changed it
+        return limiter
 
     def _go_ahead(self, client_waiting: Waiting) -> None:
         if self.draining:
@@ -155,6 +166,9 @@ class Dispatcher:
         self, account: Account, path: str, params: Params, deadline: float, client_waiting: Waiting,
         on_signed: Signed,
     ) -> UpstreamResponse:
+        own = self._account_limiter(account)
+        if own is not None:
+            await own.acquire(max(0.0, deadline - time.monotonic()))
         await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
         self._go_ahead(client_waiting)
         nonce = await self.nonces.sequence(account.key).next()

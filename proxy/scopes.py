@@ -22,7 +22,7 @@ PAIR_NAME = re.compile(r"^[A-Z0-9]{2,12}_[A-Z0-9]{2,12}$")
 TOKEN_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 POLICY_KEYS = {"allow", "allow_withdrawals", "read_only", "withdraw_addresses", "allowed_pairs",
-               "max_order_quantity", "max_order_notional"}
+               "max_order_quantity", "max_order_notional", "rate_per_second"}
 CLIENT_KEYS = {"token_sha256", "accounts", "allow"}
 
 
@@ -49,6 +49,7 @@ class AccountPolicy:
     allowed_pairs: frozenset[str] | None = None
     max_order_quantity: Mapping[str, Decimal] = field(default_factory=_empty)
     max_order_notional: Mapping[str, Decimal] = field(default_factory=_empty)
+    rate_per_second: float | None = None  # this account's own pace, under the shared limit
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,16 @@ def account_policy(entry: Mapping[str, Any], where: str) -> AccountPolicy:
                                                         "[BTC_USDT, ETH_USDT]"),
         max_order_quantity=_pair_limits(entry.get("max_order_quantity"), f"{where}.max_order_quantity"),
         max_order_notional=_pair_limits(entry.get("max_order_notional"), f"{where}.max_order_notional"),
+        rate_per_second=_rate(entry.get("rate_per_second"), f"{where}.rate_per_second"),
     )
+
+
+def _rate(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 10000:
+        raise ConfigError(f"{where}: must be a number of requests per second, 0.1..10000")
+    return float(value)
 
 
 def client(name: str, raw: Any, accounts: frozenset[str]) -> Client:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -66,3 +67,47 @@ def test_client_patience_header(make_stack) -> None:  # type: ignore[no-untyped-
     status, body = curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST", "-H", "X-Max-Wait-Ms: soon")
     assert (status, body["proxy_error"]) == (400, "bad_header")
     assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST", "-H", "X-Max-Wait-Ms: 5000")[0] == 200
+
+
+def test_per_account_rate(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """accounts.NAME.rate_per_second paces that account below the shared limit."""
+    stack: Stack = make_stack(rate=1000)
+    text = stack.config.read_text().replace("    key: K-", "    rate_per_second: 2\n    key: K-")
+    stack.config.write_text(text)
+    stack.restart_daemon()
+    started = time.monotonic()
+    for _ in range(5):
+        assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    assert time.monotonic() - started >= 4 * 1.1 / 2 - 0.05  # four gaps of 1.1/rate: never faster
+
+
+async def _offer(base: str, per_second: float, seconds: float) -> list[tuple[int, dict[str, Any]]]:
+    """One bot offering `per_second` private calls for `seconds`, each with a 2 s patience."""
+    async with aiohttp.ClientSession() as session:
+        async def one() -> tuple[int, dict[str, Any]]:
+            async with session.post(f"{base}/v1.1/user_info", headers={"X-Max-Wait-Ms": "2000"}) as resp:
+                return resp.status, await resp.json(content_type=None)
+
+        tasks = []
+        for _ in range(int(per_second * seconds)):
+            tasks.append(asyncio.ensure_future(one()))
+            await asyncio.sleep(1 / per_second)
+        return list(await asyncio.gather(*tasks))
+
+
+def test_three_bots_at_30_per_second_never_see_40034(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """3 bots offering 30 calls/s in all, EXMO allowing 10/s: clients get data or 429, never 40034."""
+    stack: Stack = make_stack(sim_rate=10, rate=10)
+
+    async def run() -> list[tuple[int, dict[str, Any]]]:
+        bots = await asyncio.gather(*(_offer(stack.base, 10, 4) for _ in range(3)))
+        return [answer for bot in bots for answer in bot]
+
+    answers = asyncio.run(run())
+    assert len(answers) == 120
+    served = [body for status, body in answers if status == 200]
+    refused = [body for status, body in answers if status == 429]
+    assert len(served) + len(refused) == 120
+    assert not [b for b in served if b.get("result") is False], "EXMO's rate limit reached a client"
+    assert stack.sim_stats()["errors"].get("40034", 0) == 0
+    assert 25 <= len(served) <= 70  # ~9/s for 4-6 s: the limiter, not the bots, set the pace
