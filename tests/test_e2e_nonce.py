@@ -116,3 +116,13 @@ def test_clock_stepped_back_keeps_nonces_rising(make_stack) -> None:  # type: ig
     assert _nonce_errors(stack) == 0
     yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
     assert yesterday in stack.logs(), "faketime did not step the daemon's clock back"
+
+
+def test_fifty_clients_forty_calls_each(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """50 clients x 40 orders, processed out of order upstream: no 40009, each executed exactly once."""
+    stack = make_stack(delay_ms=8)
+    answers = asyncio.run(_burst(stack.base, clients=50, calls=40))
+    _assert_all_ok(answers)
+    stats = stack.sim_stats()
+    assert stats["errors"].get("40009", 0) == 0
+    assert stats["client_ids"] == {str(i): 1 for i in range(1, 2001)}
