@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from proxy.upstream import UpstreamResponse
+from proxy.upstream import UNKNOWN_HINT, UpstreamError, UpstreamResponse
 
 # exmo-api.md §3: `40009: The nonce parameter is less or equal than what was used before "N"`
 _NONCE_ERROR = re.compile(r"^(?:Error )?40009:")
@@ -50,3 +50,18 @@ def rate_limit_pause(resp: UpstreamResponse) -> float | None:
         return None
     found = _RETRY_AFTER.search(error)
     return float(found.group(1)) if found else DEFAULT_PAUSE_S
+
+
+def require_api_answer(resp: UpstreamResponse, base_url: str, private: bool) -> UpstreamResponse:
+    """EXMO's API answers JSON (errors too, with HTTP 200). Anything else — an HTML error page from a
+    proxy in front of it, a redirect, an empty body — is not an answer a bot can read: it becomes a
+    502 that says what came back and, for a signed call, that its outcome is unknown."""
+    start = resp.body.lstrip()[:1]
+    if resp.status < 300 and start in (b"{", b"["):
+        return resp
+    what = f"HTTP {resp.status}" + (f" ({resp.content_type.split(';')[0]})" if resp.content_type else "")
+    if 300 <= resp.status < 400:
+        what += ", a redirect (not followed)"
+    advice = f"outcome unknown: {UNKNOWN_HINT}" if private else "retry the request"
+    raise UpstreamError(502, "upstream_invalid", f"upstream {base_url} answered {what} instead of EXMO's"
+                                                 f" JSON; {advice}", sent=True)

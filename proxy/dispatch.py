@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from proxy.answers import nonce_rejection, rate_limit_pause
+from proxy.answers import nonce_rejection, rate_limit_pause, require_api_answer
 from proxy.config import Account
 from proxy.inbound import Params
 from proxy.market import SharedReads
@@ -129,8 +129,9 @@ class Dispatcher:
         body = encoded.encode() if http_method != "GET" and encoded else None
         headers = {"Content-Type": FORM} if body is not None else {}
         query = encoded if http_method == "GET" else ""
-        return await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
-                                        private=False)
+        answer = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
+                                          private=False)
+        return require_api_answer(answer, self.upstream.base_url, private=False)
 
     def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
         """An EXMO rate-limit answer pauses all sending for as long as EXMO asks (SPEC §7)."""
@@ -175,4 +176,5 @@ class Dispatcher:
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
-        return self._heed(await self.upstream.send("POST", path, body=body, headers=headers, private=True))
+        answer = await self.upstream.send("POST", path, body=body, headers=headers, private=True)
+        return self._heed(require_api_answer(answer, self.upstream.base_url, private=True))

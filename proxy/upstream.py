@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = f"exmo-signing-proxy/{__version__}"
-_UNKNOWN_HINT = (
+UNKNOWN_HINT = (
     "it may or may not have been executed; check user_open_orders / user_trades (or your client_id) "
     "before sending it again"
 )
@@ -116,7 +116,7 @@ class Upstream:
         )
 
     def _unknown(self, status: int, slug: str, what: str, private: bool) -> UpstreamError:
-        advice = f"outcome unknown: {_UNKNOWN_HINT}" if private else "retry the request"
+        advice = f"outcome unknown: {UNKNOWN_HINT}" if private else "retry the request"
         return UpstreamError(status, slug, f"upstream {self.base_url}: {what}; {advice}", sent=True)
 
 

@@ -23,7 +23,6 @@ import pytest
 from tests.conftest import (
     Service,
     clean_env,
-    curl,
     curl_json,
     fake_key,
     fake_secret,
@@ -198,14 +197,14 @@ def test_sigterm_answers_queued_calls_unsent(daemon: Service, broken: BrokenExmo
 
 
 def test_redirects_are_not_followed(daemon: Service, broken: BrokenExmo) -> None:
-    """A 302 from upstream is handed back as it is; the daemon never contacts the other host."""
+    """A 302 from upstream is not followed: the client gets a 502 saying so; the other host hears nothing."""
     elsewhere = BrokenExmo()
     thread = threading.Thread(target=elsewhere.serve_forever, daemon=True)
     thread.start()
     try:
         broken.redirect_to = elsewhere.url
-        status, _ = curl(f"{daemon.url}/v1.1/user_trades", "-X", "POST")
-        assert status == 302
+        status, body = curl_json(f"{daemon.url}/v1.1/user_trades", "-X", "POST")
+        assert (status, body["proxy_error"]) == (502, "upstream_invalid") and "redirect" in body["error"]
         assert broken.seen["/v1.1/user_trades"] == 1
         assert not elsewhere.seen
     finally:
@@ -214,12 +213,13 @@ def test_redirects_are_not_followed(daemon: Service, broken: BrokenExmo) -> None
 
 
 def test_public_reads_are_retried_private_calls_are_not(daemon: Service, broken: BrokenExmo) -> None:
-    """A 503 page on ticker is retried and the client gets the data; a private 500 is passed on once."""
+    """A 503 page on ticker is retried and the client gets the data; a private 500 is sent once and
+    reported as a 502 with an unknown outcome."""
     status, body = curl_json(f"{daemon.url}/v1.1/ticker")
     assert status == 200 and body["uid"] == 1
     assert broken.seen["/v1.1/ticker"] == 2
-    status, _ = curl(f"{daemon.url}/v1.1/user_cancelled_orders", "-X", "POST")
-    assert status == 500
+    status, body = curl_json(f"{daemon.url}/v1.1/user_cancelled_orders", "-X", "POST")
+    assert (status, body["proxy_error"]) == (502, "upstream_invalid") and "outcome unknown" in body["error"]
     assert broken.seen["/v1.1/user_cancelled_orders"] == 1
 
 
