@@ -162,6 +162,9 @@ async def handle_readyz(request: web.Request) -> web.Response:
     if not os.access(state, os.W_OK):
         return web.json_response({"status": "not ready", "reason": f"state_dir {state} is not writable"},
                                  status=503)
+    if runtime.dispatcher.nonces.problem is not None:
+        return web.json_response({"status": "not ready", "reason": runtime.dispatcher.nonces.problem
+                                  + "; signing is refused until it can"}, status=503)
     if runtime.audit.unwritten is not None:
         return web.json_response({"status": "not ready", "reason": "the audit log cannot be written;"
                                   " signing is refused until it can"}, status=503)

@@ -77,6 +77,7 @@ class NonceStore:
         self.directory = state_dir / "nonces"
         self._saving = threading.Lock()
         self._saved: dict[str, int] = {}
+        self.last_error: str | None = None  # the latest failed save, until a save succeeds (readyz)
         self._lock_fd: int | None = None
 
     def prepare(self) -> None:
@@ -121,8 +122,10 @@ class NonceStore:
             try:
                 write_atomic(self._path(kid), payload + b"\n")
             except OSError as exc:
-                raise NonceStateError(f"cannot persist nonce state: {exc.strerror or exc}") from None
+                self.last_error = f"cannot persist nonce state: {exc.strerror or exc}"
+                raise NonceStateError(self.last_error) from None
             self._saved[kid] = ceiling
+            self.last_error = None
 
 
 def in_use(state_dir: Path) -> bool:
@@ -188,6 +191,11 @@ class NonceBook:
         self.close = self._store.release
         self._clock = clock
         self._sequences: dict[str, NonceSequence] = {}
+
+    @property
+    def problem(self) -> str | None:
+        """Why signing is refused right now, if the nonce state cannot be written."""
+        return self._store.last_error
 
     def sequence(self, api_key: str) -> NonceSequence:
         if api_key not in self._sequences:

@@ -128,3 +128,19 @@ def test_no_trading_while_the_audit_log_cannot_be_written(make_stack) -> None:  
     assert curl_json(f"{stack.base}/v1.1/user_info", *post)[0] == 200
     late = [e for e in entries(stack) if e.get("late")]
     assert len(late) == 1 and len(entries(stack)) == 3
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
+def test_no_signing_with_a_nonce_that_cannot_be_made_durable(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """Nonce state unwritable (file size limit): 503 state_unwritable, /readyz says why, then recovery."""
+    stack: Stack = make_stack()
+    pid = str(stack.daemon.proc.pid)
+    subprocess.run(["prlimit", "--pid", pid, "--fsize=8:unlimited"], check=True)
+    status, body = curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")
+    assert (status, body["proxy_error"]) == (503, "state_unwritable")
+    assert stack.sim_stats()["executed"] == {}  # nothing was signed with a nonce not on disk
+    status, ready = curl_json(f"{stack.base}/readyz")
+    assert status == 503 and "nonce state" in ready["reason"]
+    subprocess.run(["prlimit", "--pid", pid, "--fsize=unlimited:unlimited"], check=True)
+    assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    assert curl_json(f"{stack.base}/readyz")[0] == 200

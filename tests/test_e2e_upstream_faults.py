@@ -83,6 +83,11 @@ class Handler(socketserver.StreamRequestHandler):
         if path.endswith("/user_cancelled_orders"):  # a private call answered 500: never resent
             self.wfile.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
             return True
+        if path.endswith("/deposit_address"):  # a 200 that is not EXMO's JSON
+            page = b"<html>Please wait while we check your browser</html>"
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                             + str(len(page)).encode() + b"\r\n\r\n" + page)
+            return True
         if path.endswith("/user_trades"):  # a redirect to somewhere else
             where = f"{self.server.redirect_to}/v1.1/user_trades".encode()
             self.wfile.write(b"HTTP/1.1 302 Found\r\nLocation: " + where + b"\r\nContent-Length: 0\r\n\r\n")
@@ -230,3 +235,59 @@ def test_identical_public_reads_share_one_upstream_call(daemon: Service, broken:
         answers = list(pool.map(lambda _: curl_json(url), range(10)))
     assert all(status == 200 for status, _ in answers)
     assert broken.seen["/v1.1/order_book"] == 1
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that nobody trusts, as a man in the middle would present."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "api.exmo.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_an_untrusted_certificate_is_refused_before_sending(tmp_path: Path) -> None:
+    """TLS to an upstream whose certificate does not verify: 502 'not sent'; no request reaches it."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = BrokenExmo()
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    service = start_daemon_at(tmp_path, f"https://127.0.0.1:{server.server_address[1]}")
+    try:
+        status, body = curl_json(f"{service.url}/v1.1/order_create", "-X", "POST")
+        assert (status, body["proxy_error"]) == (502, "upstream_unreachable")
+        assert "TLS" in body["error"] and "not sent" in body["error"]
+        assert not server.seen
+    finally:
+        service.kill9()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_non_json_200_is_not_passed_off_as_an_answer(daemon: Service, broken: BrokenExmo) -> None:
+    """A 200 with an HTML page (a captive portal, a CDN error) is a 502 with an unknown outcome."""
+    status, body = curl_json(f"{daemon.url}/v1.1/deposit_address", "-X", "POST")
+    assert (status, body["proxy_error"]) == (502, "upstream_invalid")
+    assert "outcome unknown" in body["error"] and broken.seen["/v1.1/deposit_address"] == 1
