@@ -21,6 +21,7 @@ _USED_BEFORE = re.compile(r'"(\d{1,19})"')
 _RATE_ERROR = re.compile(r"^(?:Error )?40034:|rate limit (?:is )?exceeded", re.IGNORECASE)
 _RETRY_AFTER = re.compile(r"Retry after (\d{1,5}) sec", re.IGNORECASE)
 DEFAULT_PAUSE_S = 60.0  # 40034 names no duration; the other form says 60 s, so wait as long
+MAX_PAUSE_S = 300.0  # a garbled "Retry after 99999 sec." must not stop trading for a day
 
 
 def _error_text(resp: UpstreamResponse, marker: bytes) -> str | None:
@@ -45,11 +46,13 @@ def nonce_rejection(resp: UpstreamResponse) -> int | None:
 
 def rate_limit_pause(resp: UpstreamResponse) -> float | None:
     """Seconds EXMO asks us to stop sending, if this answer is one of its rate-limit errors."""
+    if resp.status == 429:  # HTTP-level limiting (EXMO's edge, a CDN): back off the same way
+        return DEFAULT_PAUSE_S
     error = _error_text(resp, b"rate limit") or _error_text(resp, b"40034")
     if error is None or not _RATE_ERROR.search(error):
         return None
     found = _RETRY_AFTER.search(error)
-    return float(found.group(1)) if found else DEFAULT_PAUSE_S
+    return min(float(found.group(1)), MAX_PAUSE_S) if found else DEFAULT_PAUSE_S
 
 
 def require_api_answer(resp: UpstreamResponse, base_url: str, private: bool) -> UpstreamResponse:

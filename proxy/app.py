@@ -50,11 +50,17 @@ class Runtime:
         old = self.live.config
         restart_only = ("listen", "state_dir", "socket_mode")
         kept = [name for name in restart_only if getattr(new, name) != getattr(old, name)]
-        if kept:
-            new = replace(new, listen=old.listen, state_dir=old.state_dir, socket_mode=old.socket_mode)
+        if new.limits.max_body_bytes != old.limits.max_body_bytes:  # aiohttp's own cap is set at start
+            kept.append("limits.max_body_bytes")
+        new = replace(new, listen=old.listen, state_dir=old.state_dir, socket_mode=old.socket_mode,
+                      limits=replace(new.limits, max_body_bytes=old.limits.max_body_bytes))
+        for account in new.accounts.values():
+            self.dispatcher.nonces.sequence(account.key)  # a bad state file refuses the reload here
         self.upstream.configure(new.upstream, new.limits)
         self.dispatcher.limiter.set_rate(new.limits.rate_per_second)
         self.dispatcher.shared.ttl = dict(new.cache)
+        self.dispatcher.shared.clear()
+        self.dispatcher.default_wait_s = new.limits.max_wait_s
         self.audit.settings = self.audit.log.settings = new.audit
         self.live.config = new  # the swap: every request from here on sees the new config
         return kept
@@ -184,8 +190,9 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     limiter = RateLimiter(config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
-    shared = SharedReads(config.cache)
-    app[RUNTIME] = Runtime(app[LIVE], upstream, Dispatcher(upstream, limiter, nonces, shared), audit)
+    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache))
+    dispatcher.default_wait_s = config.limits.max_wait_s
+    app[RUNTIME] = Runtime(app[LIVE], upstream, dispatcher, audit)
     try:
         yield
     finally:

@@ -80,6 +80,13 @@ class AuditTrail:
             if record.nonce is not None:
                 self._write(record, "unknown" if exc.sent else "not_sent", exc.status)
             raise
+        except BaseException as exc:
+            # A signed call that ends any other way still leaves its line: e.g. its 40009 retry was
+            # refused before sending (rate limit, shutdown), or the daemon was cancelled mid-call.
+            if record.nonce is not None:
+                self._write(record, "not_sent" if isinstance(exc, Exception) else "interrupted",
+                            getattr(exc, "status", 503))
+            raise
         if record.response is not None:
             self._write(record, "answered", record.response.status)
 

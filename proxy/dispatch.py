@@ -53,9 +53,8 @@ def _always() -> bool:
 
 
 async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> None:
-    if not lock.locked():
-        await lock.acquire()  # uncontended: no wait, even with max_wait_s = 0
-        return
+    # A free lock is taken without suspending, so even max_wait_s = 0 gets it; a lock that was just
+    # released to a waiter that has not run yet is not free, and then the bound applies.
     try:
         async with asyncio.timeout(max_wait_s):
             await lock.acquire()
@@ -75,6 +74,7 @@ class Dispatcher:
         self.shared = shared or SharedReads({})
         self._account_limiters: dict[str, RateLimiter] = {}
         self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
+        self.default_wait_s = 10.0  # limits.max_wait_s, set by the app
 
     def _account_limiter(self, account: Account) -> RateLimiter | None:
         rate = account.policy.rate_per_second
@@ -99,7 +99,8 @@ class Dispatcher:
         """A public read: shared with identical ones in flight (market.py), retried on failure."""
         encoded = urlencode(params)
         method = path.split("/", 2)[2]
-        deadline = time.monotonic() + max_wait_s
+        # shared by everyone who joins: the configured patience, not the first caller's header
+        deadline = time.monotonic() + max(max_wait_s, self.default_wait_s)
 
         async def fetch() -> UpstreamResponse:  # shared: one client hanging up must not stop it
             return await self._public_with_retries(http_method, path, encoded, deadline, _always)
@@ -114,7 +115,7 @@ class Dispatcher:
             await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
             self._go_ahead(client_waiting)
             try:
-                response = self._heed(await self._public_once(http_method, path, encoded))
+                response = await self._public_once(http_method, path, encoded)
             except UpstreamError:
                 if attempt == len(PUBLIC_BACKOFF_S) - 1:
                     raise
@@ -131,7 +132,7 @@ class Dispatcher:
         query = encoded if http_method == "GET" else ""
         answer = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
                                           private=False)
-        return require_api_answer(answer, self.upstream.base_url, private=False)
+        return require_api_answer(self._heed(answer), self.upstream.base_url, private=False)
 
     def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
         """An EXMO rate-limit answer pauses all sending for as long as EXMO asks (SPEC §7)."""
@@ -176,5 +177,5 @@ class Dispatcher:
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
-        answer = await self.upstream.send("POST", path, body=body, headers=headers, private=True)
-        return self._heed(require_api_answer(answer, self.upstream.base_url, private=True))
+        answer = self._heed(await self.upstream.send("POST", path, body=body, headers=headers, private=True))
+        return require_api_answer(answer, self.upstream.base_url, private=True)

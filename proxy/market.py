@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from proxy.upstream import UpstreamResponse
 
 MAX_ENTRIES = 1024
+MAX_BYTES = 32 * 1024 * 1024  # clients choose the keys (any query string): bound the memory
+MAX_ENTRY_BYTES = 2 * 1024 * 1024
 Key = tuple[str, str, str]
 Fetch = Callable[[], Awaitable[UpstreamResponse]]
 
@@ -39,14 +41,29 @@ class SharedReads:
         # shield: one waiting client that hangs up must not cancel the call the others wait for
         return await asyncio.shield(flight)
 
+    def clear(self) -> None:
+        self._cache.clear()
+
     def _landed(self, method: str, key: Key, done: asyncio.Future[UpstreamResponse]) -> None:
         self._inflight.pop(key, None)
         ttl = self.ttl.get(method, 0.0)
-        if ttl <= 0 or done.cancelled() or done.exception() is not None or done.result().status != 200:
+        if ttl <= 0 or done.cancelled() or done.exception() is not None:
             return
-        if len(self._cache) >= MAX_ENTRIES:
-            now = self._clock()
-            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-            if len(self._cache) >= MAX_ENTRIES:
-                self._cache.pop(next(iter(self._cache)))
-        self._cache[key] = (self._clock() + ttl, done.result())
+        answer = done.result()
+        if answer.status != 200 or len(answer.body) > MAX_ENTRY_BYTES or _is_error(answer.body):
+            return
+        now = self._clock()
+        self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        while self._cache and (len(self._cache) >= MAX_ENTRIES
+                               or self._bytes() + len(answer.body) > MAX_BYTES):
+            self._cache.pop(next(iter(self._cache)))  # oldest first
+        self._cache[key] = (now + ttl, answer)
+
+    def _bytes(self) -> int:
+        return sum(len(v[1].body) for v in self._cache.values())
+
+
+def _is_error(body: bytes) -> bool:
+    """EXMO answers errors with HTTP 200 (exmo-api.md §4.1): never keep one around."""
+    head = body[:4096].replace(b" ", b"")
+    return b'"result":false' in head or b'"error":{' in head or b'"s":"error"' in head

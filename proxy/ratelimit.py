@@ -36,6 +36,7 @@ class RateLimiter:
         self._clock = clock
         self._next_free = 0.0  # the theoretical time the next call may go out
         self.paused_until = 0.0
+        self._pauses = 0
 
     def set_rate(self, rate_per_second: float) -> None:
         self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
@@ -56,12 +57,19 @@ class RateLimiter:
         """EXMO said to stop (40034 / "Retry after N sec."): no slot before now + seconds."""
         self._next_free = max(self._next_free, self._clock() + seconds)
         self.paused_until = max(self.paused_until, self._clock() + seconds)
+        self._pauses += 1  # slots handed out before now are void: their holders queue again
 
     def paused_for(self) -> float:
         """Seconds left of a pause EXMO asked for (0 when none)."""
         return max(0.0, self.paused_until - self._clock())
 
     async def acquire(self, max_wait_s: float) -> None:
-        wait = self.reserve(max_wait_s)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        deadline = self._clock() + max_wait_s
+        while True:
+            pauses = self._pauses
+            wait = self.reserve(max(0.0, deadline - self._clock()))
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self._pauses == pauses:
+                return
+            # EXMO asked for a pause while this call slept: sending now would run into the ban

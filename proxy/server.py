@@ -105,9 +105,14 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
     stop = stop or asyncio.Event()
     app = create_app(config)
     pending: set[asyncio.Task[None]] = set()
+    one_at_a_time = asyncio.Lock()  # two SIGHUPs: the later read of the file is applied last
+
+    async def serial_reload() -> None:
+        async with one_at_a_time:
+            await reload(app, reloader)
 
     def on_hup() -> None:
-        task = asyncio.ensure_future(reload(app, reloader))
+        task = asyncio.ensure_future(serial_reload())
         pending.add(task)
         task.add_done_callback(pending.discard)
 

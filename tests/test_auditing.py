@@ -83,3 +83,16 @@ def test_an_unexpected_error_while_writing_still_answers(tmp_path: Path,
         r.signed(31)
         r.response = OK
     assert t.unwritten is not None and t.unwritten["nonce"] == 31
+
+
+def test_a_signed_call_that_ends_otherwise_still_leaves_a_line(tmp_path: Path) -> None:
+    """A 40009 retry refused before sending (rate limit, shutdown) is on record as not_sent."""
+    from proxy.ratelimit import RateLimited
+
+    t = trail(tmp_path)
+    with pytest.raises(RateLimited), t.call(record()) as r:
+        r.signed(41)
+        raise RateLimited(1.0)
+    with pytest.raises(RateLimited), t.call(record()):
+        raise RateLimited(1.0)  # never signed: nothing to audit
+    assert [(e["nonce"], e["outcome"]) for e in lines(tmp_path)] == [(41, "not_sent")]

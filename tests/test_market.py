@@ -94,3 +94,25 @@ async def test_one_waiter_giving_up_does_not_cancel_the_others() -> None:
     upstream.release.set()
     assert await second == OK
     assert upstream.calls == 1
+
+
+@pytest.mark.parametrize("body", [b'{"result":false,"error":"Error 40034: Access is denied"}',
+                                  b'{"error":{"code":"140434","msg":"x"}}', b'{"s":"error","errmsg":"x"}'])
+async def test_exmo_errors_are_never_cached(body: bytes) -> None:
+    """EXMO's HTTP-200 errors are not kept: the next request asks again."""
+    upstream = Upstream(UpstreamResponse(200, body, "application/json"))
+    shared = SharedReads({"ticker": 10.0})
+    upstream.release.set()
+    await shared.get("ticker", KEY, upstream.fetch)
+    await shared.get("ticker", KEY, upstream.fetch)
+    assert upstream.calls == 2
+
+
+async def test_clear_drops_the_cache() -> None:
+    """A reload clears cached answers (the TTL or the upstream may have changed)."""
+    shared, upstream = SharedReads({"ticker": 10.0}), Upstream()
+    upstream.release.set()
+    await shared.get("ticker", KEY, upstream.fetch)
+    shared.clear()
+    await shared.get("ticker", KEY, upstream.fetch)
+    assert upstream.calls == 2

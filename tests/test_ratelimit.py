@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -141,3 +142,22 @@ async def test_acquire_refuses_without_sleeping() -> None:
     with pytest.raises(RateLimited):
         await limiter.acquire(max_wait_s=0.5)
     assert time.monotonic() - started < 0.25
+
+
+async def test_a_pause_voids_slots_already_handed_out() -> None:
+    """Calls asleep in the queue when EXMO says 'pause' do not wake up and send into the ban."""
+    limiter = RateLimiter(50)  # 22 ms apart
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def call() -> None:
+        await limiter.acquire(max_wait_s=5)
+        sent.append(loop.time())
+
+    tasks = [asyncio.ensure_future(call()) for _ in range(6)]
+    await asyncio.sleep(0.03)  # the first one or two have gone out
+    paused_at = loop.time()
+    limiter.pause(0.3)
+    await asyncio.gather(*tasks)
+    during = [t for t in sent if paused_at < t < paused_at + 0.29]
+    assert not during, f"{len(during)} calls were sent during the pause"
