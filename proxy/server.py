@@ -24,6 +24,7 @@ from aiohttp import web
 
 from proxy.app import apply_config, begin_drain, create_app
 from proxy.config import Config
+from proxy.sdnotify import keep_watchdog_fed, notify, watchdog_interval
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +124,20 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
     try:
         await start_site(runner, config)
         print(summary(config), file=sys.stderr, flush=True)
+        notify("READY=1", f"STATUS=listening on {config.listen.url()}")
+        interval = watchdog_interval()
+        if interval:
+            watchdog = asyncio.ensure_future(keep_watchdog_fed(interval))
+            pending.add(watchdog)
         if on_ready:
             on_ready()
         await stop.wait()
+        notify("STOPPING=1", "STATUS=draining in-flight calls")
         log.info("stopping: no new connections; calls already sent get their answer, queued ones get 503")
         begin_drain(app)
     finally:
+        for task in list(pending):
+            task.cancel()
         await runner.cleanup()
         if config.listen.unix_path:
             with contextlib.suppress(OSError):
