@@ -14,13 +14,17 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from proxy import halt, policy, pretrade
+from proxy.audit import exmo_outcome
 from proxy.auditing import AuditTrail, CallRecord
 from proxy.config import Account, Config
 from proxy.dispatch import Dispatcher
 from proxy.inbound import read_params
 from proxy.market import SharedReads
 from proxy.middleware import (
+    ACCOUNT,
     CLIENT,
+    EXMO_ERROR,
+    EXMO_METHOD,
     LIVE,
     REQUEST_ID,
     Live,
@@ -103,6 +107,7 @@ def _pass_through(resp: UpstreamResponse) -> web.Response:
 async def handle_api(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     method = _method(request)
+    request[EXMO_METHOD] = method
     path = f"/{request.match_info['version']}/{method}"
     if request.method not in ("GET", "HEAD", "POST"):
         raise ProxyError(405, "http_method_not_allowed", "use POST (or GET for public methods)")
@@ -117,6 +122,7 @@ async def handle_api(request: web.Request) -> web.Response:
         raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")
     account = resolve_account(runtime.config, request.match_info.get("account"),
                               request.headers.get("X-Exmo-Account"))
+    request[ACCOUNT] = account.name
     client = request.get(CLIENT)
     record = CallRecord(request[REQUEST_ID], client.name if client else None, account.name, method, params)
     with runtime.audit.call(record):
@@ -127,6 +133,9 @@ async def handle_api(request: web.Request) -> web.Response:
                                          " off`; cancels, reads and balances still work")
         record.response = await runtime.dispatcher.private(account, path, params, wait,
                                                            _client_waiting(request), record.signed)
+    code = exmo_outcome(record.response.status, record.response.body)[1]
+    if code:
+        request[EXMO_ERROR] = code
     return _pass_through(record.response)
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxy import __version__, manage, manage_clients, manage_state, vault
+from proxy import __version__, logs, manage, manage_clients, manage_state, vault
 from proxy.config import DEFAULT_LISTEN, Listen, default_config_path, load_config
 from proxy.console import Console
 from proxy.credentials import PassphraseError, PassphraseSources
@@ -130,9 +130,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return {k: v for k, v in pairs.items() if v is not None}
 
 
-def _configure_logging(level: str = "info") -> None:
-    logging.basicConfig(stream=sys.stderr, level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(level: str = "info", fmt: str = "text") -> None:
+    logs.configure(level, fmt)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -142,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
     protect_process(log)  # before any secret is decrypted into this process's memory
     path, overrides = _config_path(args), _overrides(args)
     config = load_config(path, _sources(args), overrides)
-    logging.getLogger().setLevel(config.log_level.upper())
+    _configure_logging(config.log_level, config.log_format)
     # SIGHUP reads the passphrase again from a file source; a daemon cannot answer a prompt.
     quiet = PassphraseSources(explicit=getattr(args, "passphrase_file", None), is_tty=lambda: False)
     try:

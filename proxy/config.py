@@ -36,7 +36,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
-            "encryption", "log_level", "socket_mode", "audit", "cache"}
+            "encryption", "log_level", "log_format", "socket_mode", "audit", "cache"}
 ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -78,6 +78,7 @@ class Config:
     default_account: str | None = None
     limits: Limits = Limits()
     log_level: str = "info"
+    log_format: str = "text"
     clients: Mapping[str, Client] = field(default_factory=lambda: MappingProxyType({}))
     socket_mode: int = DEFAULT_SOCKET_MODE
     audit: AuditSettings = field(default_factory=AuditSettings)
@@ -193,6 +194,7 @@ class Document:
     default_account: str | None
     limits: Limits
     log_level: str
+    log_format: str
     kdf: vault.KdfParams
     wrapped_key: str
     clients: Mapping[str, Client]
@@ -234,12 +236,16 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
     level = doc.get("log_level", "info")
     if level not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
+    log_format = doc.get("log_format", "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError("log_format: must be text or json")
     kdf, wrapped = encryption_header(doc.get("encryption"))
     return Document(
         path=path, listen=listen, upstream=check_upstream(doc.get("upstream", DEFAULT_UPSTREAM)),
         state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts,
         default_account=_default_account(doc.get("default_account"), accounts),
-        limits=_limits(doc.get("limits")), log_level=level, kdf=kdf, wrapped_key=wrapped,
+        limits=_limits(doc.get("limits")), log_level=level, log_format=log_format, kdf=kdf,
+        wrapped_key=wrapped,
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
         audit=_audit(doc.get("audit")), cache=_cache(doc.get("cache")),
     )
@@ -315,6 +321,7 @@ def load_config(path: Path, passphrases: PassphraseSources,
     return Config(
         path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
         accounts=MappingProxyType(accounts), default_account=document.default_account,
-        limits=document.limits, log_level=document.log_level, clients=document.clients,
+        limits=document.limits, log_level=document.log_level, log_format=document.log_format,
+        clients=document.clients,
         socket_mode=document.socket_mode, audit=document.audit, cache=document.cache,
     )

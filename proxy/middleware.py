@@ -43,6 +43,9 @@ class Live:
 LIVE = web.AppKey("live", Live)
 CLIENT = web.RequestKey("client", Client)
 REQUEST_ID = web.RequestKey("request_id", str)
+ACCOUNT = web.RequestKey("account", str)
+EXMO_METHOD = web.RequestKey("exmo_method", str)
+EXMO_ERROR = web.RequestKey("exmo_error", str)
 REQUEST_ID_FORM = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # anything else is replaced, not echoed
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: no token, no account names disclosed
 
@@ -125,10 +128,13 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
         response.headers["WWW-Authenticate"] = "Bearer"
     response.headers["X-Request-Id"] = request_id
     client = request.get(CLIENT)
-    access_log.info(
-        "%s %s %s %d %.1fms id=%s client=%s", request.remote or "-", request.method, request.rel_url.raw_path,
-        response.status, (time.monotonic() - started) * 1000, request_id, client.name if client else "-",
-    )
+    fields = {
+        "request_id": request_id, "client": client.name if client else None,
+        "account": request.get(ACCOUNT), "method": request.get(EXMO_METHOD), "status": response.status,
+        "exmo_error": request.get(EXMO_ERROR), "latency_ms": round((time.monotonic() - started) * 1000, 1),
+    }
+    access_log.info("%s %s %s %d", request.remote or "-", request.method, request.rel_url.raw_path,
+                    response.status, extra={"fields": fields})
     return response
 
 
