@@ -20,12 +20,14 @@ from proxy.config import Account, Config
 from proxy.dispatch import Dispatcher
 from proxy.inbound import read_params
 from proxy.market import SharedReads
+from proxy.metrics import CONTENT_TYPE, Metrics
 from proxy.middleware import (
     ACCOUNT,
     CLIENT,
     EXMO_ERROR,
     EXMO_METHOD,
     LIVE,
+    METRICS,
     REQUEST_ID,
     Live,
     ProxyError,
@@ -171,6 +173,10 @@ async def handle_healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def handle_metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+
+
 async def handle_readyz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     state = runtime.config.state_dir
@@ -199,7 +205,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     limiter = RateLimiter(config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
-    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache))
+    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.default_wait_s = config.limits.max_wait_s
     app[RUNTIME] = Runtime(app[LIVE], upstream, dispatcher, audit)
     try:
@@ -216,10 +222,12 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[errors_and_access_log])
     app[LIVE] = Live(config)
+    app[METRICS] = Metrics()
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
+    app.router.add_get("/metrics", handle_metrics)
     version = r"{version:v1(?:\.1)?}"
     app.router.add_route("*", rf"/{version}/{{method:.+}}", handle_api)
     app.router.add_route("*", rf"/accounts/{{account:[A-Za-z0-9_-]+}}/{version}/{{method:.+}}", handle_api)

@@ -20,6 +20,7 @@ from proxy.answers import nonce_rejection, rate_limit_pause, require_api_answer
 from proxy.config import Account
 from proxy.inbound import Params
 from proxy.market import SharedReads
+from proxy.metrics import Metrics, method_class
 from proxy.nonce import NonceBook
 from proxy.ratelimit import RateLimited, RateLimiter
 from proxy.signing import encode_body, sign
@@ -67,7 +68,8 @@ class Dispatcher:
     """Everything a call needs on its way out; one per running app."""
 
     def __init__(self, upstream: Upstream, limiter: RateLimiter, nonces: NonceBook,
-                 shared: SharedReads | None = None) -> None:
+                 shared: SharedReads | None = None, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
         self.upstream = upstream
         self.limiter = limiter
         self.nonces = nonces
@@ -130,8 +132,9 @@ class Dispatcher:
         body = encoded.encode() if http_method != "GET" and encoded else None
         headers = {"Content-Type": FORM} if body is not None else {}
         query = encoded if http_method == "GET" else ""
-        answer = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
-                                          private=False)
+        with self.metrics.upstream_latency.labels(method_class="public").time():
+            answer = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
+                                              private=False)
         return require_api_answer(self._heed(answer), self.upstream.base_url, private=False)
 
     def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
@@ -149,7 +152,11 @@ class Dispatcher:
         """Sign and send; `on_signed(nonce)` is told each nonce used (for the audit log)."""
         sequence = self.nonces.sequence(account.key)
         deadline = time.monotonic() + max_wait_s
-        await _take_turn(sequence.lock, max_wait_s, account.name)
+        self.metrics.queue_depth.inc()
+        try:
+            await _take_turn(sequence.lock, max_wait_s, account.name)
+        finally:
+            self.metrics.queue_depth.dec()
         try:
             response = await self._signed(account, path, params, deadline, client_waiting, on_signed)
             used = nonce_rejection(response)
@@ -158,6 +165,7 @@ class Dispatcher:
             # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
             # so one retry with a nonce above the one EXMO names cannot execute twice (SPEC §7).
             sequence.observe(used)
+            self.metrics.nonce_resyncs.inc()
             log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                         account.name, sequence.last)
             return await self._signed(account, path, params, deadline, client_waiting, on_signed)
@@ -177,5 +185,7 @@ class Dispatcher:
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
-        answer = self._heed(await self.upstream.send("POST", path, body=body, headers=headers, private=True))
+        with self.metrics.upstream_latency.labels(method_class=method_class(path.split("/", 2)[2])).time():
+            sent = await self.upstream.send("POST", path, body=body, headers=headers, private=True)
+        answer = self._heed(sent)
         return require_api_answer(answer, self.upstream.base_url, private=True)

@@ -23,6 +23,7 @@ from proxy.audit import AuditError
 from proxy.config import Config
 from proxy.dispatch import NotSent
 from proxy.inbound import BadRequest
+from proxy.metrics import Metrics
 from proxy.nonce import NonceStateError
 from proxy.policy import PolicyDenied
 from proxy.ratelimit import RateLimited
@@ -41,6 +42,7 @@ class Live:
 
 
 LIVE = web.AppKey("live", Live)
+METRICS = web.AppKey("metrics", Metrics)
 CLIENT = web.RequestKey("client", Client)
 REQUEST_ID = web.RequestKey("request_id", str)
 ACCOUNT = web.RequestKey("account", str)
@@ -119,10 +121,12 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     request_id = offered if REQUEST_ID_FORM.match(offered) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     started = time.monotonic()
+    refused_by = None
     try:
         _gate(request)
         response = await handler(request)
     except Exception as exc:
+        refused_by = exc.rule if isinstance(exc, PolicyDenied) else None
         response = _map_exception(exc)
     if response.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
@@ -135,6 +139,8 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     }
     access_log.info("%s %s %s %d", request.remote or "-", request.method, request.rel_url.raw_path,
                     response.status, extra={"fields": fields})
+    request.app[METRICS].observe_request(request.path, request.get(ACCOUNT), request.get(EXMO_METHOD),
+                                         response.status, refused_by, request.get(EXMO_ERROR))
     return response
 
 
