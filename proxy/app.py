@@ -169,16 +169,24 @@ def begin_drain(app: web.Application) -> None:
     app[RUNTIME].dispatcher.draining = True
 
 
+MAIN = web.AppKey("main", web.Application)
+
+
+def _daemon(request: web.Request) -> web.Application:
+    """The daemon's app: itself, or the one a management listener reports on."""
+    return request.app.get(MAIN, request.app)
+
+
 async def handle_healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(body=_daemon(request)[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def handle_readyz(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+    runtime = _daemon(request)[RUNTIME]
     state = runtime.config.state_dir
     if not os.access(state, os.W_OK):
         return web.json_response({"status": "not ready", "reason": f"state_dir {state} is not writable"},
@@ -231,4 +239,15 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     version = r"{version:v1(?:\.1)?}"
     app.router.add_route("*", rf"/{version}/{{method:.+}}", handle_api)
     app.router.add_route("*", rf"/accounts/{{account:[A-Za-z0-9_-]+}}/{version}/{{method:.+}}", handle_api)
+    return app
+
+
+def create_management_app(main: web.Application) -> web.Application:
+    """`management_listen`: /healthz, /readyz and /metrics only, for probes that cannot reach
+    127.0.0.1 (kubelet HTTP probes, a Prometheus on another host). Nothing here can sign."""
+    app = web.Application()
+    app[MAIN] = main
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    app.router.add_get("/metrics", handle_metrics)
     return app

@@ -36,7 +36,7 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
-            "encryption", "log_level", "log_format", "socket_mode", "audit", "cache"}
+            "encryption", "log_level", "log_format", "socket_mode", "audit", "cache", "management_listen"}
 ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -79,6 +79,7 @@ class Config:
     limits: Limits = Limits()
     log_level: str = "info"
     log_format: str = "text"
+    management_listen: Listen | None = None
     clients: Mapping[str, Client] = field(default_factory=lambda: MappingProxyType({}))
     socket_mode: int = DEFAULT_SOCKET_MODE
     audit: AuditSettings = field(default_factory=AuditSettings)
@@ -119,11 +120,11 @@ def check_api_key(value: Any, where: str) -> str:
     return key
 
 
-def _listen(value: Any) -> Listen:
+def _listen(value: Any, where: str = "listen") -> Listen:
     try:
-        return Listen.parse(_string(value, "listen"))
+        return Listen.parse(_string(value, where))
     except ValueError as exc:
-        raise ConfigError(f"listen: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _limits(raw: Any) -> Limits:
@@ -195,6 +196,7 @@ class Document:
     limits: Limits
     log_level: str
     log_format: str
+    management_listen: Listen | None
     kdf: vault.KdfParams
     wrapped_key: str
     clients: Mapping[str, Client]
@@ -245,7 +247,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts,
         default_account=_default_account(doc.get("default_account"), accounts),
         limits=_limits(doc.get("limits")), log_level=level, log_format=log_format, kdf=kdf,
-        wrapped_key=wrapped,
+        wrapped_key=wrapped, management_listen=_management(doc.get("management_listen"), listen),
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
         audit=_audit(doc.get("audit")), cache=_cache(doc.get("cache")),
     )
@@ -285,6 +287,16 @@ def _audit(raw: Any) -> AuditSettings:
     return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep)
 
 
+def _management(raw: Any, listen: Listen) -> Listen | None:
+    """Health and metrics only, so any address may be used (kubelet probes come from outside)."""
+    if raw is None:
+        return None
+    found = _listen(raw, "management_listen")
+    if found.unix_path or found == listen:
+        raise ConfigError("management_listen: must be a HOST:PORT other than listen")
+    return found
+
+
 def _clients(raw: Any, accounts: frozenset[str]) -> Mapping[str, Client]:
     if raw is None or raw == {}:
         return MappingProxyType({})
@@ -322,6 +334,7 @@ def load_config(path: Path, passphrases: PassphraseSources,
         path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
         accounts=MappingProxyType(accounts), default_account=document.default_account,
         limits=document.limits, log_level=document.log_level, log_format=document.log_format,
+        management_listen=document.management_listen,
         clients=document.clients,
         socket_mode=document.socket_mode, audit=document.audit, cache=document.cache,
     )

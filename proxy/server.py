@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.app import apply_config, begin_drain, create_app
+from proxy.app import apply_config, begin_drain, create_app, create_management_app
 from proxy.config import Config
 from proxy.sdnotify import keep_watchdog_fed, notify, watchdog_interval
 
@@ -36,6 +36,7 @@ def summary(config: Config) -> str:
         f" (default: {config.default_account or 'none'}) | upstream: {config.upstream}"
         f" | state: {config.state_dir} | rate: {limits.rate_per_second:g}/s,"
         f" timeout {limits.upstream_timeout_s:g}s"
+        + (f" | management: {config.management_listen.url()}" if config.management_listen else "")
     )
 
 
@@ -121,8 +122,15 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            shutdown_timeout=config.limits.upstream_timeout_s + 1)
     await runner.setup()
+    extra: list[web.AppRunner] = []
     try:
         await start_site(runner, config)
+        if config.management_listen is not None:
+            management = web.AppRunner(create_management_app(app), access_log=None, handle_signals=False)
+            await management.setup()
+            extra.append(management)
+            where = config.management_listen
+            await web.TCPSite(management, where.host, where.port, reuse_address=True).start()
         print(summary(config), file=sys.stderr, flush=True)
         notify("READY=1", f"STATUS=listening on {config.listen.url()}")
         interval = watchdog_interval()
@@ -138,6 +146,8 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
     finally:
         for task in list(pending):
             task.cancel()
+        for other in extra:
+            await other.cleanup()
         await runner.cleanup()
         if config.listen.unix_path:
             with contextlib.suppress(OSError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Stack, curl, curl_json
+from tests.conftest import Stack, cli, curl, curl_json, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,3 +36,22 @@ def test_metrics_move_with_traffic(stack: Stack) -> None:
     assert value(after, "exmo_proxy_exmo_errors_total", code="50173") >= 1
     assert value(after, "exmo_proxy_upstream_latency_seconds_count", method_class="read") >= 1
     assert any(name == "exmo_proxy_build_info" for name, _ in after)
+
+
+def test_management_listener_serves_probes_and_metrics_only(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """management_listen answers /healthz, /readyz, /metrics and nothing that could sign."""
+    stack: Stack = make_stack()
+    port = free_port()
+    stack.config.write_text(stack.config.read_text() + f"management_listen: 127.0.0.1:{port}\n")
+    stack.restart_daemon()
+    mgmt = f"http://127.0.0.1:{port}"
+    assert curl_json(f"{mgmt}/healthz")[0] == 200
+    assert curl_json(f"{mgmt}/readyz")[0] == 200
+    assert b"exmo_proxy_build_info" in curl(f"{mgmt}/metrics")[1]
+    assert curl(f"{mgmt}/v1.1/user_info", "-X", "POST")[0] == 404
+    assert stack.sim_stats()["executed"] == {}
+    wide = stack.config.read_text().replace(f"management_listen: 127.0.0.1:{port}",
+                                            "management_listen: 0.0.0.0:9464")
+    stack.config.write_text(wide)
+    checked = cli("check", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file))
+    assert checked.returncode == 0, checked.stderr  # probes may come from outside; nothing there signs
