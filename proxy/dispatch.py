@@ -158,7 +158,8 @@ class Dispatcher:
         finally:
             self.metrics.queue_depth.dec()
         try:
-            response = await self._signed(account, path, params, deadline, client_waiting, on_signed)
+            response = await self._signed(account, path, params, deadline, client_waiting, on_signed,
+                                          deadline - max_wait_s)
             used = nonce_rejection(response)
             if used is None:
                 return response
@@ -168,19 +169,22 @@ class Dispatcher:
             self.metrics.nonce_resyncs.inc()
             log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                         account.name, sequence.last)
-            return await self._signed(account, path, params, deadline, client_waiting, on_signed)
+            return await self._signed(account, path, params, deadline, client_waiting, on_signed,
+                                      time.monotonic())
         finally:
             sequence.lock.release()
 
     async def _signed(
         self, account: Account, path: str, params: Params, deadline: float, client_waiting: Waiting,
-        on_signed: Signed,
+        on_signed: Signed, queued_at: float,
     ) -> UpstreamResponse:
         own = self._account_limiter(account)
         if own is not None:
             await own.acquire(max(0.0, deadline - time.monotonic()))
         await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
         self._go_ahead(client_waiting)
+        self.metrics.queue_wait.labels(method_class=method_class(path.split("/", 2)[2])).observe(
+            time.monotonic() - queued_at)
         nonce = await self.nonces.sequence(account.key).next()
         on_signed(nonce)
         body = encode_body(params, nonce)

@@ -44,6 +44,9 @@ class Metrics:
                                 registry=r)
         self.rate_limited = Counter("exmo_proxy_rate_limited", "Calls refused with 429 (queue full or"
                                     " EXMO's pause)", registry=r)
+        self.queue_wait = Histogram("exmo_proxy_queue_wait_seconds", "Time a call waited for its account"
+                                    " and a rate slot before it was signed or sent", ["method_class"],
+                                    registry=r, buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.queue_depth = Gauge("exmo_proxy_queued_calls", "Private calls waiting for their account",
                                  registry=r)
         build = Gauge("exmo_proxy_build_info", "Version of the running daemon", ["version"], registry=r)

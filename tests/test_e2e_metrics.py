@@ -36,6 +36,7 @@ def test_metrics_move_with_traffic(stack: Stack) -> None:
     assert value(after, "exmo_proxy_exmo_errors_total", code="50173") >= 1
     assert value(after, "exmo_proxy_upstream_latency_seconds_count", method_class="read") >= 1
     assert any(name == "exmo_proxy_build_info" for name, _ in after)
+    assert value(after, "exmo_proxy_queue_wait_seconds_count", method_class="read") >= 1
 
 
 def test_management_listener_serves_probes_and_metrics_only(make_stack) -> None:  # type: ignore[no-untyped-def]
