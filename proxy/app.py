@@ -54,11 +54,12 @@ class Runtime:
     def apply(self, new: Config) -> list[str]:
         """Take a reloaded config; returns the settings that need a restart and were kept."""
         old = self.live.config
-        restart_only = ("listen", "state_dir", "socket_mode")
+        restart_only = ("listen", "state_dir", "socket_mode", "management_listen")
         kept = [name for name in restart_only if getattr(new, name) != getattr(old, name)]
         if new.limits.max_body_bytes != old.limits.max_body_bytes:  # aiohttp's own cap is set at start
             kept.append("limits.max_body_bytes")
         new = replace(new, listen=old.listen, state_dir=old.state_dir, socket_mode=old.socket_mode,
+                      management_listen=old.management_listen,
                       limits=replace(new.limits, max_body_bytes=old.limits.max_body_bytes))
         for account in new.accounts.values():
             self.dispatcher.nonces.sequence(account.key)  # a bad state file refuses the reload here
