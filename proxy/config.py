@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from proxy import scopes, vault
+from proxy import scopes, sections, vault
 from proxy.addresses import DEFAULT_SOCKET_MODE as DEFAULT_SOCKET_MODE
 from proxy.addresses import DEFAULT_UPSTREAM as DEFAULT_UPSTREAM
 from proxy.addresses import Listen as Listen
@@ -23,8 +22,10 @@ from proxy.addresses import check_upstream, socket_mode
 from proxy.audit import AuditSettings
 from proxy.credentials import PassphraseSources, Secret
 from proxy.hardening import PermissionProblem, check_private_file
-from proxy.policy import PUBLIC_METHODS
 from proxy.scopes import AccountPolicy, Client
+from proxy.sections import LIMIT_BOUNDS as LIMIT_BOUNDS
+from proxy.sections import Limits as Limits
+from proxy.sections import check_keys
 from proxy.yamlfile import ConfigError as ConfigError  # re-exported: callers catch it from here
 from proxy.yamlfile import read_document
 
@@ -46,21 +47,6 @@ def default_config_path() -> str:
 
 
 @dataclass(frozen=True)
-class Limits:
-    rate_per_second: float = 10.0
-    max_body_bytes: int = 65536
-    upstream_timeout_s: float = 15.0
-    connect_timeout_s: float = 5.0
-    max_wait_s: float = 10.0  # below common bot timeouts (ccxt: 10 s)
-
-
-LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
-    "rate_per_second": (0.1, 10000), "max_body_bytes": (256, 16 * 1024 * 1024),
-    "upstream_timeout_s": (0.1, 600), "connect_timeout_s": (0.1, 120), "max_wait_s": (0, 600),
-}
-
-
-@dataclass(frozen=True)
 class Account:
     name: str
     key: str
@@ -76,7 +62,7 @@ class Config:
     state_dir: Path
     accounts: Mapping[str, Account]
     default_account: str | None = None
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
     log_format: str = "text"
     management_listen: Listen | None = None
@@ -86,19 +72,6 @@ class Config:
     cache: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
-
-
-def _check_keys(mapping: Any, allowed: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{where}: must be a mapping")
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        label = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(label + k for k in unknown)}"
-            f" (allowed: {', '.join(sorted(allowed))})"
-        )
-    return mapping
 
 
 def _string(value: Any, where: str) -> str:
@@ -127,17 +100,6 @@ def _listen(value: Any, where: str = "listen") -> Listen:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _limits(raw: Any) -> Limits:
-    values = _check_keys(raw if raw is not None else {}, set(LIMIT_BOUNDS), "limits")
-    out: dict[str, float] = {}
-    for name, value in values.items():
-        low, high = LIMIT_BOUNDS[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-            raise ConfigError(f"limits.{name}: must be a number in {low:g}..{high:g}")
-        out[name] = int(value) if name == "max_body_bytes" else float(value)
-    return Limits(**out)  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
 class AccountEntry:
     """An account as written in the file; `secret` is still the `enc:v1:` text."""
@@ -150,7 +112,7 @@ class AccountEntry:
 
 def account_entry(name: Any, raw: Any) -> AccountEntry:
     where = f"accounts.{check_name(name, 'accounts')}"
-    entry = _check_keys(raw, ACCOUNT_KEYS, where)
+    entry = check_keys(raw, ACCOUNT_KEYS, where)
     for required in ("key", "secret"):
         if required not in entry:
             raise ConfigError(f"{where}.{required}: missing")
@@ -165,10 +127,10 @@ def account_entry(name: Any, raw: Any) -> AccountEntry:
 
 
 def encryption_header(raw: Any) -> tuple[vault.KdfParams, str]:
-    enc = _check_keys(raw, {"version", "kdf", "wrapped_key"}, "encryption")
+    enc = check_keys(raw, {"version", "kdf", "wrapped_key"}, "encryption")
     if enc.get("version") != vault.FORMAT_VERSION:
         raise ConfigError(f"encryption.version: must be {vault.FORMAT_VERSION}")
-    kdf = _check_keys(enc.get("kdf"), {"alg", "m", "t", "p", "salt"}, "encryption.kdf")
+    kdf = check_keys(enc.get("kdf"), {"alg", "m", "t", "p", "salt"}, "encryption.kdf")
     if kdf.get("alg") != "argon2id":
         raise ConfigError("encryption.kdf.alg: must be argon2id")
     for name in ("m", "t", "p"):
@@ -223,7 +185,7 @@ def _default_account(value: Any, accounts: tuple[AccountEntry, ...]) -> str | No
 def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | None = None) -> Document:
     """Check every key of `doc` (with CLI `overrides` applied); nothing is decrypted."""
     doc = {**doc, **(overrides or {})}
-    _check_keys(doc, TOP_KEYS, "")
+    check_keys(doc, TOP_KEYS, "")
     raw_accounts = doc.get("accounts") or {}
     if not isinstance(raw_accounts, dict) or not raw_accounts:
         raise ConfigError("accounts: at least one account is needed (`exmo-proxy account add NAME`)")
@@ -246,45 +208,11 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         path=path, listen=listen, upstream=check_upstream(doc.get("upstream", DEFAULT_UPSTREAM)),
         state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts,
         default_account=_default_account(doc.get("default_account"), accounts),
-        limits=_limits(doc.get("limits")), log_level=level, log_format=log_format, kdf=kdf,
+        limits=sections.limits(doc.get("limits")), log_level=level, log_format=log_format, kdf=kdf,
         wrapped_key=wrapped, management_listen=_management(doc.get("management_listen"), listen),
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
-        audit=_audit(doc.get("audit")), cache=_cache(doc.get("cache")),
+        audit=sections.audit(doc.get("audit")), cache=sections.cache(doc.get("cache")),
     )
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
-
-
-def _cache(raw: Any) -> Mapping[str, float]:
-    """`cache: {ticker: 1s, order_book: 500ms}` (a bare number is seconds); public methods only."""
-    if raw is None:
-        return MappingProxyType({})
-    if not isinstance(raw, dict):
-        raise ConfigError("cache: must map public methods to durations, e.g. {ticker: 1s}")
-    out: dict[str, float] = {}
-    for method, value in raw.items():
-        if method not in PUBLIC_METHODS:
-            raise ConfigError(f"cache.{method}: only public methods can be cached, e.g. ticker, order_book")
-        found = _DURATION.match(str(value)) if not isinstance(value, bool) else None
-        if found is None or float(found.group(1)) > 3600:
-            raise ConfigError(f"cache.{method}: must be a duration like 1s or 500ms (at most 3600s)")
-        out[method] = float(found.group(1)) / (1000 if found.group(2) == "ms" else 1)
-    return MappingProxyType(out)
-
-
-def _audit(raw: Any) -> AuditSettings:
-    values = _check_keys(raw if raw is not None else {}, {"redact", "max_bytes", "keep"}, "audit")
-    redact = values.get("redact", [])
-    if not isinstance(redact, list) or not all(isinstance(n, str) and n for n in redact):
-        raise ConfigError("audit.redact: must be a list of parameter names, e.g. [client_id]")
-    max_bytes = values.get("max_bytes", AuditSettings.max_bytes)
-    keep = values.get("keep", AuditSettings.keep)
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 4096 <= max_bytes <= 2**40:
-        raise ConfigError("audit.max_bytes: must be a whole number of bytes from 4096 up")
-    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= 1000:
-        raise ConfigError("audit.keep: must be a whole number of rotated files, 1..1000")
-    return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep)
 
 
 def _management(raw: Any, listen: Listen) -> Listen | None:

@@ -1,0 +1,92 @@
+"""The optional tuning sections of the config: `limits`, `audit` and `cache`.
+
+Each parser takes the raw YAML value (or None when the section is absent), checks every key and
+range, and returns a frozen value; problems are a ConfigError naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from proxy.audit import AuditSettings
+from proxy.policy import PUBLIC_METHODS
+from proxy.yamlfile import ConfigError
+
+
+@dataclass(frozen=True)
+class Limits:
+    rate_per_second: float = 10.0
+    max_body_bytes: int = 65536
+    upstream_timeout_s: float = 15.0
+    connect_timeout_s: float = 5.0
+    max_wait_s: float = 10.0  # below common bot timeouts (ccxt: 10 s)
+
+
+LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
+    "rate_per_second": (0.1, 10000), "max_body_bytes": (256, 16 * 1024 * 1024),
+    "upstream_timeout_s": (0.1, 600), "connect_timeout_s": (0.1, 120), "max_wait_s": (0, 600),
+}
+
+
+def check_keys(mapping: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        label = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(label + k for k in unknown)}"
+            f" (allowed: {', '.join(sorted(allowed))})"
+        )
+    return mapping
+
+
+def limits(raw: Any) -> Limits:
+    values = check_keys(raw if raw is not None else {}, set(LIMIT_BOUNDS), "limits")
+    out: dict[str, float] = {}
+    for name, value in values.items():
+        low, high = LIMIT_BOUNDS[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise ConfigError(f"limits.{name}: must be a number in {low:g}..{high:g}")
+        out[name] = int(value) if name == "max_body_bytes" else float(value)
+    return Limits(**out)  # type: ignore[arg-type]
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s)?$")
+
+
+def cache(raw: Any) -> Mapping[str, float]:
+    """`cache: {ticker: 1s, order_book: 500ms}` (a bare number is seconds); public methods only."""
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, dict):
+        raise ConfigError("cache: must map public methods to durations, e.g. {ticker: 1s}")
+    out: dict[str, float] = {}
+    for method, value in raw.items():
+        if method not in PUBLIC_METHODS:
+            raise ConfigError(f"cache.{method}: only public methods can be cached, e.g. ticker, order_book")
+        found = _DURATION.match(str(value)) if not isinstance(value, bool) else None
+        if found is None or float(found.group(1)) > 3600:
+            raise ConfigError(f"cache.{method}: must be a duration like 1s or 500ms (at most 3600s)")
+        out[method] = float(found.group(1)) / (1000 if found.group(2) == "ms" else 1)
+    return MappingProxyType(out)
+
+
+def audit(raw: Any) -> AuditSettings:
+    values = check_keys(raw if raw is not None else {}, {"redact", "max_bytes", "keep"}, "audit")
+    redact = values.get("redact", [])
+    if not isinstance(redact, list) or not all(isinstance(n, str) and n for n in redact):
+        raise ConfigError("audit.redact: must be a list of parameter names, e.g. [client_id]")
+    max_bytes = values.get("max_bytes", AuditSettings.max_bytes)
+    keep = values.get("keep", AuditSettings.keep)
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 4096 <= max_bytes <= 2**40:
+        raise ConfigError("audit.max_bytes: must be a whole number of bytes from 4096 up")
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= 1000:
+        raise ConfigError("audit.keep: must be a whole number of rotated files, 1..1000")
+    return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep)
+
+
