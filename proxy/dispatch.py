@@ -29,7 +29,7 @@ from proxy.upstream import Upstream, UpstreamError, UpstreamResponse
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
-PUBLIC_BACKOFF_S = (0.2, 0.6, 0.0)  # three tries: wait 0.2 s, then 0.6 s
+PUBLIC_BACKOFF_S = (0.2, 0.6)  # three tries: wait 0.2 s, then 0.6 s
 
 
 class NotSent(Exception):
@@ -104,29 +104,30 @@ class Dispatcher:
         # shared by everyone who joins: the configured patience, not the first caller's header
         deadline = time.monotonic() + max(max_wait_s, self.default_wait_s)
 
-        async def fetch() -> UpstreamResponse:  # shared: one client hanging up must not stop it
-            return await self._public_with_retries(http_method, path, encoded, deadline, _always)
+        async def fetch() -> UpstreamResponse:
+            return await self._public_with_retries(http_method, path, encoded, deadline)
 
         return await self.shared.get(method, (http_method, path, encoded), fetch)
 
     async def _public_with_retries(
-        self, http_method: str, path: str, encoded: str, deadline: float, client_waiting: Waiting
+        self, http_method: str, path: str, encoded: str, deadline: float
     ) -> UpstreamResponse:
-        # Reads change nothing, so unlike signed calls they may be sent again (SPEC §7).
-        for attempt, backoff in enumerate(PUBLIC_BACKOFF_S):
-            await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
-            self._go_ahead(client_waiting)
+        # Reads change nothing, so unlike signed calls they may be sent again (SPEC §7). Every
+        # failure, a non-JSON or 5xx answer included, arrives here as UpstreamError (answers.py).
+        for backoff in PUBLIC_BACKOFF_S:
             try:
-                response = await self._public_once(http_method, path, encoded)
+                return await self._public_attempt(http_method, path, encoded, deadline)
             except UpstreamError:
-                if attempt == len(PUBLIC_BACKOFF_S) - 1:
-                    raise
-            else:
-                if response.status < 500 or attempt == len(PUBLIC_BACKOFF_S) - 1:
-                    return response
-            log.info("public %s failed upstream; retrying in %.1fs", path, backoff)
-            await asyncio.sleep(backoff)
-        raise AssertionError("unreachable")
+                log.info("public %s failed upstream; retrying in %.1fs", path, backoff)
+                await asyncio.sleep(backoff)
+        return await self._public_attempt(http_method, path, encoded, deadline)
+
+    async def _public_attempt(
+        self, http_method: str, path: str, encoded: str, deadline: float
+    ) -> UpstreamResponse:
+        await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
+        self._go_ahead(_always)  # shared by every waiter: only shutdown stops it, not one hang-up
+        return await self._public_once(http_method, path, encoded)
 
     async def _public_once(self, http_method: str, path: str, encoded: str) -> UpstreamResponse:
         body = encoded.encode() if http_method != "GET" and encoded else None
