@@ -27,7 +27,6 @@ import re
 from collections import Counter
 from hashlib import sha512
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 TICKER = json.dumps({
     pair: {"buy_price": "589.06", "sell_price": "592", "last_trade": "591.221", "high": "602.082",

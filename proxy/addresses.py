@@ -6,6 +6,7 @@ client tokens exist, and it sends plain http only to a loopback upstream (the si
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ class Listen:
         return f"http://{host}:{self.port}"
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request (guard.py); hosts are few
 def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True

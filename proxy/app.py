@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from aiohttp import web
 
 from proxy import halt, policy, pretrade
-from proxy.audit import exmo_outcome
 from proxy.auditing import AuditTrail, CallRecord
 from proxy.config import Account, Config
 from proxy.dispatch import Dispatcher
@@ -31,6 +30,7 @@ from proxy.middleware import (
     REQUEST_ID,
     Live,
     ProxyError,
+    error_response,
     errors_and_access_log,
     quiet_parser_errors,
 )
@@ -58,9 +58,12 @@ class Runtime:
         kept = [name for name in restart_only if getattr(new, name) != getattr(old, name)]
         if new.limits.max_body_bytes != old.limits.max_body_bytes:  # aiohttp's own cap is set at start
             kept.append("limits.max_body_bytes")
+        if new.features.event_loop != old.features.event_loop:
+            kept.append("event_loop")
         new = replace(new, listen=old.listen, state_dir=old.state_dir, socket_mode=old.socket_mode,
                       management_listen=old.management_listen,
-                      limits=replace(new.limits, max_body_bytes=old.limits.max_body_bytes))
+                      limits=replace(new.limits, max_body_bytes=old.limits.max_body_bytes),
+                      features=replace(new.features, event_loop=old.features.event_loop))
         for account in new.accounts.values():
             self.dispatcher.nonces.sequence(account.key)  # a bad state file refuses the reload here
         self.upstream.configure(new.upstream, new.limits)
@@ -68,6 +71,7 @@ class Runtime:
         self.dispatcher.shared.ttl = dict(new.cache)
         self.dispatcher.shared.clear()
         self.dispatcher.default_wait_s = new.limits.max_wait_s
+        self.dispatcher.metrics.enabled = new.features.metrics
         self.audit.settings = self.audit.log.settings = new.audit
         self.live.config = new  # the swap: every request from here on sees the new config
         return kept
@@ -136,7 +140,7 @@ async def handle_api(request: web.Request) -> web.Response:
                                          " off`; cancels, reads and balances still work")
         record.response = await runtime.dispatcher.private(account, path, params, wait,
                                                            _client_waiting(request), record.signed)
-    code = exmo_outcome(record.response.status, record.response.body)[1]
+    code = record.exmo()[1]
     if code:
         request[EXMO_ERROR] = code
     return _pass_through(record.response)
@@ -183,7 +187,11 @@ async def handle_healthz(request: web.Request) -> web.Response:
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
-    return web.Response(body=_daemon(request)[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+    metrics = _daemon(request)[METRICS]
+    if not metrics.enabled:
+        # returned, not raised: the management app has no error middleware
+        return error_response(404, "metrics_off", "metrics are switched off (metrics: false in the config)")
+    return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def handle_readyz(request: web.Request) -> web.Response:
@@ -231,7 +239,7 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[errors_and_access_log])
     app[LIVE] = Live(config)
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(enabled=config.features.metrics)
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
     app.router.add_get("/healthz", handle_healthz)

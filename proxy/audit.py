@@ -16,6 +16,8 @@ Durability, and why there is no fsync per call:
 - A power loss or kernel crash loses what was still only in the page cache: up to the last ~30 s of
   lines (Linux writes dirty pages back after `vm.dirty_expire_centisecs`, 3000 by default), and on some
   file systems the tail comes back as zeros; `open()` moves that aside too, and readers skip bad lines.
+  Where that matters, `audit.fsync: true` flushes every entry to disk before the answer; its price per
+  call is measured in bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ MONEY_OUT_KEPT = frozenset({"address", "invoice", "code", "amount", "currency", 
 # exmo-api.md §4.1 and §10: "Error 50052: Insufficient funds" and "40009: The nonce ..." both occur.
 _ERROR_CODE = re.compile(r"^(?:Error )?(\d+):")
 _CHUNK = 64 * 1024
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once, not per line
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class AuditSettings:
     redact: frozenset[str] = frozenset()  # parameter names whose values are written as "***"
     max_bytes: int = 16 * 1024 * 1024  # rotate before a write that would make the file larger
     keep: int = 5  # rotated files kept: audit.jsonl.1 (newest) ... audit.jsonl.<keep>
+    fsync: bool = False  # fsync every entry before the answer: survives power loss, costs a disk flush
 
 
 class AuditError(Exception):
@@ -60,9 +64,15 @@ class AuditError(Exception):
     slug = "audit_unwritable"
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted: most entries share it with the one before
+
+
 def _iso_utc(seconds: float) -> str:
+    global _second
     whole, millis = divmod(int(seconds * 1000), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{millis:03d}Z"
 
 
 def _redacted(method: str, params: Sequence[tuple[str, str]], redact: frozenset[str]) -> dict[str, str]:
@@ -137,20 +147,22 @@ class AuditLog:
 
     def record(self, entry: Mapping[str, Any]) -> None:
         """Append `entry` as one line with one write; AuditError if any of it did not land."""
-        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        line = (_ENCODER.encode(entry) + "\n").encode()
         with self._lock:
-            fd = self._ready(len(line))
-            before = os.fstat(fd).st_size
+            fd, before = self._ready(len(line))
             try:
                 written = os.write(fd, line)
                 if written != len(line):
                     raise OSError(errno.ENOSPC, f"short write, {written} of {len(line)} bytes; disk full?")
+                if self.settings.fsync:
+                    os.fsync(fd)
             except OSError as exc:
                 self._roll_back(fd, before)
                 raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror or exc};"
                                  " the entry is not recorded") from None
 
-    def _ready(self, size: int) -> int:
+    def _ready(self, size: int) -> tuple[int, int]:
+        """The descriptor to write `size` bytes to, rotated first if need be, and its current size."""
         if self._fd is None:
             raise AuditError(f"the audit log {self.path} is not open")
         if self._torn:
@@ -158,7 +170,8 @@ class AuditLog:
         current = os.fstat(self._fd).st_size
         if current and current + size > self.settings.max_bytes:
             self._rotate()
-        return self._fd
+            current = os.fstat(self._fd).st_size
+        return self._fd, current
 
     def _roll_back(self, fd: int, size: int) -> None:
         """Cut a partial line off again, so the next entry does not start in the middle of one."""

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from proxy.audit import AuditError, AuditLog, AuditSettings, build_entry, exmo_outcome
@@ -42,9 +41,18 @@ class CallRecord:
     started: float = field(default_factory=time.monotonic)
     nonce: int | None = None
     response: UpstreamResponse | None = None
+    _exmo: tuple[bool | None, str | None] | None = None
 
     def signed(self, nonce: int) -> None:
         self.nonce = nonce
+
+    def exmo(self) -> tuple[bool | None, str | None]:
+        """EXMO's `result` and error code in the answer, read once (audit.exmo_outcome)."""
+        if self.response is None:
+            return None, None
+        if self._exmo is None:
+            self._exmo = exmo_outcome(self.response.status, self.response.body)
+        return self._exmo
 
 
 class AuditTrail:
@@ -68,30 +76,29 @@ class AuditTrail:
         self.unwritten = None
         log.warning("audit log writable again; the entry that failed was written late")
 
-    @contextmanager
-    def call(self, record: CallRecord) -> Iterator[CallRecord]:
+    def call(self, record: CallRecord) -> _Audited:
+        """`with trail.call(record):` around one call's checks and dispatch; writes its entry on exit."""
         self.ensure_writable()
-        try:
-            yield record
-        except PolicyDenied:
+        return _Audited(self, record)
+
+    def finish(self, record: CallRecord, exc: BaseException | None) -> None:
+        if exc is None:
+            if record.response is not None:
+                self._write(record, "answered", record.response.status)
+        elif isinstance(exc, PolicyDenied):
             self._write(record, "refused", 403)
-            raise
-        except UpstreamError as exc:
-            if record.nonce is not None:
-                self._write(record, "unknown" if exc.sent else "not_sent", exc.status)
-            raise
-        except BaseException as exc:
+        elif record.nonce is None:
+            return  # never signed: nothing reached EXMO, nothing to audit
+        elif isinstance(exc, UpstreamError):
+            self._write(record, "unknown" if exc.sent else "not_sent", exc.status)
+        else:
             # A signed call that ends any other way still leaves its line: e.g. its 40009 retry was
             # refused before sending (rate limit, shutdown), or the daemon was cancelled mid-call.
-            if record.nonce is not None:
-                self._write(record, "not_sent" if isinstance(exc, Exception) else "interrupted",
-                            getattr(exc, "status", 503))
-            raise
-        if record.response is not None:
-            self._write(record, "answered", record.response.status)
+            self._write(record, "not_sent" if isinstance(exc, Exception) else "interrupted",
+                        getattr(exc, "status", 503))
 
     def _write(self, record: CallRecord, outcome: str, status: int) -> None:
-        result, code = exmo_outcome(status, record.response.body) if record.response else (None, None)
+        result, code = record.exmo()
         entry = build_entry(
             request_id=record.request_id, client=record.client, account=record.account,
             method=record.method, params=record.params, nonce=record.nonce, http_status=status,
@@ -104,3 +111,19 @@ class AuditTrail:
             self.unwritten = entry
             log.error("audit log write failed (%s); signing is refused until it can be written",
                       exc if isinstance(exc, AuditError) else type(exc).__name__)
+
+
+class _Audited:
+    """The context manager `AuditTrail.call` returns (a class: cheaper than a generator per call)."""
+
+    __slots__ = ("_record", "_trail")
+
+    def __init__(self, trail: AuditTrail, record: CallRecord) -> None:
+        self._trail, self._record = trail, record
+
+    def __enter__(self) -> CallRecord:
+        return self._record
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+                 ) -> None:
+        self._trail.finish(self._record, exc)

@@ -135,7 +135,7 @@ def _configure_logging(level: str = "info", fmt: str = "text") -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from proxy.server import serve
+    from proxy.server import loop_runner, serve
 
     _configure_logging()
     protect_process(log)  # before any secret is decrypted into this process's memory
@@ -145,7 +145,8 @@ def _run(args: argparse.Namespace) -> int:
     # SIGHUP reads the passphrase again from a file source; a daemon cannot answer a prompt.
     quiet = PassphraseSources(explicit=getattr(args, "passphrase_file", None), is_tty=lambda: False)
     try:
-        asyncio.run(serve(config, reloader=lambda: load_config(path, quiet, overrides)))
+        run_loop = loop_runner(config.features.event_loop)
+        run_loop(serve(config, reloader=lambda: load_config(path, quiet, overrides)))
     except OSError as exc:
         print(f"exmo-proxy: error: cannot listen on {config.listen.url()}: {exc.strerror or exc}",
               file=sys.stderr)

@@ -24,8 +24,8 @@ from proxy.credentials import PassphraseSources, Secret
 from proxy.hardening import PermissionProblem, check_private_file
 from proxy.scopes import AccountPolicy, Client
 from proxy.sections import LIMIT_BOUNDS as LIMIT_BOUNDS
+from proxy.sections import Features, check_keys
 from proxy.sections import Limits as Limits
-from proxy.sections import check_keys
 from proxy.yamlfile import ConfigError as ConfigError  # re-exported: callers catch it from here
 from proxy.yamlfile import read_document
 
@@ -37,7 +37,8 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 TOP_KEYS = {"listen", "upstream", "state_dir", "default_account", "accounts", "clients", "limits",
-            "encryption", "log_level", "log_format", "socket_mode", "audit", "cache", "management_listen"}
+            "encryption", "log_level", "log_format", "socket_mode", "audit", "cache", "management_listen",
+            *sections.FEATURE_KEYS}
 ACCOUNT_KEYS = {"key", "secret", *scopes.POLICY_KEYS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -70,6 +71,7 @@ class Config:
     socket_mode: int = DEFAULT_SOCKET_MODE
     audit: AuditSettings = field(default_factory=AuditSettings)
     cache: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    features: Features = field(default_factory=Features)
 
 
 
@@ -165,6 +167,7 @@ class Document:
     socket_mode: int
     audit: AuditSettings
     cache: Mapping[str, float]
+    features: Features
 
 
 def _state_dir(value: Any, path: Path) -> Path:
@@ -212,6 +215,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         wrapped_key=wrapped, management_listen=_management(doc.get("management_listen"), listen),
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
         audit=sections.audit(doc.get("audit")), cache=sections.cache(doc.get("cache")),
+        features=sections.features(doc),
     )
 
 
@@ -265,4 +269,5 @@ def load_config(path: Path, passphrases: PassphraseSources,
         management_listen=document.management_listen,
         clients=document.clients,
         socket_mode=document.socket_mode, audit=document.audit, cache=document.cache,
+        features=document.features,
     )

@@ -18,12 +18,13 @@ from urllib.parse import urlencode
 
 from proxy.answers import nonce_rejection, rate_limit_pause, require_api_answer
 from proxy.config import Account
+from proxy.credentials import Secret
 from proxy.inbound import Params
 from proxy.market import SharedReads
 from proxy.metrics import Metrics, method_class
 from proxy.nonce import NonceBook
 from proxy.ratelimit import RateLimited, RateLimiter
-from proxy.signing import encode_body, sign
+from proxy.signing import Signer, encode_body
 from proxy.upstream import Upstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,12 @@ def _always() -> bool:
 
 
 async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> None:
-    # A free lock is taken without suspending, so even max_wait_s = 0 gets it; a lock that was just
-    # released to a waiter that has not run yet is not free, and then the bound applies.
+    # A free lock is taken without suspending, so even max_wait_s = 0 gets it (and no timer is
+    # set up for it); a lock that was just released to a waiter that has not run yet is not free,
+    # and then the bound applies.
+    if not lock.locked():
+        await lock.acquire()
+        return
     try:
         async with asyncio.timeout(max_wait_s):
             await lock.acquire()
@@ -75,6 +80,7 @@ class Dispatcher:
         self.nonces = nonces
         self.shared = shared or SharedReads({})
         self._account_limiters: dict[str, RateLimiter] = {}
+        self._signers: dict[str, tuple[Secret, Signer]] = {}
         self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
         self.default_wait_s = 10.0  # limits.max_wait_s, set by the app
 
@@ -87,6 +93,12 @@ class Dispatcher:
             limiter = self._account_limiters[account.name] = RateLimiter(rate)
         limiter.set_rate(rate)  # a reload may have changed it
         return limiter
+
+    def _signer(self, account: Account) -> Signer:
+        kept = self._signers.get(account.key)
+        if kept is None or kept[0] is not account.secret:  # a reload may bring a new secret
+            kept = self._signers[account.key] = (account.secret, Signer(account.secret.encode()))
+        return kept[1]
 
     def _go_ahead(self, client_waiting: Waiting) -> None:
         if self.draining:
@@ -133,9 +145,12 @@ class Dispatcher:
         body = encoded.encode() if http_method != "GET" and encoded else None
         headers = {"Content-Type": FORM} if body is not None else {}
         query = encoded if http_method == "GET" else ""
-        with self.metrics.upstream_latency.labels(method_class="public").time():
+        started = time.monotonic()
+        try:
             answer = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
                                               private=False)
+        finally:
+            self.metrics.upstream_time("public", time.monotonic() - started)
         return require_api_answer(self._heed(answer), self.upstream.base_url, private=False)
 
     def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
@@ -153,11 +168,11 @@ class Dispatcher:
         """Sign and send; `on_signed(nonce)` is told each nonce used (for the audit log)."""
         sequence = self.nonces.sequence(account.key)
         deadline = time.monotonic() + max_wait_s
-        self.metrics.queue_depth.inc()
+        self.metrics.queued += 1
         try:
             await _take_turn(sequence.lock, max_wait_s, account.name)
         finally:
-            self.metrics.queue_depth.dec()
+            self.metrics.queued -= 1
         try:
             response = await self._signed(account, path, params, deadline, client_waiting, on_signed,
                                           deadline - max_wait_s)
@@ -167,7 +182,7 @@ class Dispatcher:
             # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
             # so one retry with a nonce above the one EXMO names cannot execute twice (SPEC §7).
             sequence.observe(used)
-            self.metrics.nonce_resyncs.inc()
+            self.metrics.nonce_resync()
             log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                         account.name, sequence.last)
             return await self._signed(account, path, params, deadline, client_waiting, on_signed,
@@ -184,13 +199,16 @@ class Dispatcher:
             await own.acquire(max(0.0, deadline - time.monotonic()))
         await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
         self._go_ahead(client_waiting)
-        self.metrics.queue_wait.labels(method_class=method_class(path.split("/", 2)[2])).observe(
-            time.monotonic() - queued_at)
+        kind = method_class(path.split("/", 2)[2])
+        self.metrics.queue_time(kind, time.monotonic() - queued_at)
         nonce = await self.nonces.sequence(account.key).next()
         on_signed(nonce)
         body = encode_body(params, nonce)
-        headers = {"Content-Type": FORM, "Key": account.key, "Sign": sign(account.secret.encode(), body)}
-        with self.metrics.upstream_latency.labels(method_class=method_class(path.split("/", 2)[2])).time():
+        headers = {"Content-Type": FORM, "Key": account.key, "Sign": self._signer(account).sign(body)}
+        started = time.monotonic()
+        try:
             sent = await self.upstream.send("POST", path, body=body, headers=headers, private=True)
+        finally:
+            self.metrics.upstream_time(kind, time.monotonic() - started)
         answer = self._heed(sent)
         return require_api_answer(answer, self.upstream.base_url, private=True)

@@ -10,6 +10,7 @@ before anything else runs. (`Sec-Fetch-Mode` is not one of them: Node's built-in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 
@@ -27,6 +28,7 @@ def host_name(host_header: str) -> str:
     return name if sep and port.isdigit() else host_header
 
 
+@functools.lru_cache(maxsize=256)  # every request names a host; a bot uses one or two
 def is_local_name(name: str, listen: Listen) -> bool:
     name = name.lower().rstrip(".")
     if name == "localhost" or name == listen.host.lower():

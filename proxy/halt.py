@@ -8,6 +8,7 @@ is not a read or a cancel/close (policy.ALLOWED_WHILE_HALTED), so those are neve
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -22,8 +23,13 @@ def halt_path(state_dir: Path) -> Path:
     return state_dir / HALT_FILE
 
 
+@functools.lru_cache(maxsize=8)
+def _halt_file(state_dir: Path) -> str:
+    return str(halt_path(state_dir))
+
+
 def is_halted(state_dir: Path) -> bool:
-    return halt_path(state_dir).exists()
+    return os.path.exists(_halt_file(state_dir))  # one stat per trading call, no Path objects
 
 
 def halt_info(state_dir: Path) -> dict[str, object] | None:

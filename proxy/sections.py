@@ -1,4 +1,4 @@
-"""The optional tuning sections of the config: `limits`, `audit` and `cache`.
+"""The optional tuning sections of the config: `limits`, `audit`, `cache`, and the feature switches.
 
 Each parser takes the raw YAML value (or None when the section is absent), checks every key and
 range, and returns a frozen value; problems are a ConfigError naming the dotted key.
@@ -76,8 +76,34 @@ def cache(raw: Any) -> Mapping[str, float]:
     return MappingProxyType(out)
 
 
+@dataclass(frozen=True)
+class Features:
+    """Top-level switches: `access_log`, `metrics` (both on by default) and `event_loop`."""
+
+    access_log: bool = True
+    metrics: bool = True
+    event_loop: str = "auto"  # auto: uvloop when it is installed, else asyncio
+
+
+FEATURE_KEYS = {"access_log", "metrics", "event_loop"}
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def features(doc: Mapping[str, Any]) -> Features:
+    found: dict[str, Any] = {}
+    for name in ("access_log", "metrics"):
+        value = doc.get(name, True)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: must be true or false")
+        found[name] = value
+    loop = doc.get("event_loop", "auto")
+    if loop not in EVENT_LOOPS:
+        raise ConfigError(f"event_loop: must be one of {', '.join(EVENT_LOOPS)}")
+    return Features(event_loop=loop, **found)
+
+
 def audit(raw: Any) -> AuditSettings:
-    values = check_keys(raw if raw is not None else {}, {"redact", "max_bytes", "keep"}, "audit")
+    values = check_keys(raw if raw is not None else {}, {"redact", "max_bytes", "keep", "fsync"}, "audit")
     redact = values.get("redact", [])
     if not isinstance(redact, list) or not all(isinstance(n, str) and n for n in redact):
         raise ConfigError("audit.redact: must be a list of parameter names, e.g. [client_id]")
@@ -87,6 +113,9 @@ def audit(raw: Any) -> AuditSettings:
         raise ConfigError("audit.max_bytes: must be a whole number of bytes from 4096 up")
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= 1000:
         raise ConfigError("audit.keep: must be a whole number of rotated files, 1..1000")
-    return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep)
+    fsync = values.get("fsync", False)
+    if not isinstance(fsync, bool):
+        raise ConfigError("audit.fsync: must be true or false")
+    return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep, fsync=fsync)
 
 

@@ -10,14 +10,16 @@ import asyncio
 import contextlib
 import errno
 import http.client
+import importlib
 import logging
 import os
 import signal
 import socket
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -25,8 +27,28 @@ from aiohttp import web
 from proxy.app import apply_config, begin_drain, create_app, create_management_app
 from proxy.config import Config
 from proxy.sdnotify import keep_watchdog_fed, notify, watchdog_interval
+from proxy.yamlfile import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def loop_runner(choice: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """How `run` starts its event loop (config `event_loop`): uvloop when chosen or, for `auto`, when
+    it is installed (`pip install 'exmo-signing-proxy[uvloop]'`); the standard asyncio loop otherwise."""
+    if choice != "asyncio":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            if choice == "uvloop":
+                raise ConfigError("event_loop: uvloop is not installed; pip install"
+                                  " 'exmo-signing-proxy[uvloop]' or set event_loop: auto") from None
+        else:
+            return cast(Callable[[Coroutine[Any, Any, None]], None], uvloop.run)
+    return asyncio.run
+
+
+def _loop_name() -> str:
+    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
 
 
 def summary(config: Config) -> str:
@@ -35,7 +57,7 @@ def summary(config: Config) -> str:
         f"exmo-proxy listening on {config.listen.url()} | accounts: {', '.join(config.accounts)}"
         f" (default: {config.default_account or 'none'}) | upstream: {config.upstream}"
         f" | state: {config.state_dir} | rate: {limits.rate_per_second:g}/s,"
-        f" timeout {limits.upstream_timeout_s:g}s"
+        f" timeout {limits.upstream_timeout_s:g}s | loop: {_loop_name()}"
         + (f" | management: {config.management_listen.url()}" if config.management_listen else "")
     )
 

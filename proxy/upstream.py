@@ -1,21 +1,21 @@
-"""Forwarding to EXMO: one pooled session, verified TLS, no redirects, headers from an allowlist.
+"""Forwarding to EXMO: one pool of connections, verified TLS, no redirects, headers from an allowlist.
 
 Failures are classified by whether the request could have reached EXMO. Before the connection is
 made (refused, DNS, TLS) nothing was sent and the client may retry. After it is sent (a timeout, a
 reset mid-answer) the outcome is unknown: a private call is never resent, and the client is told
-to check its orders before trying again (SPEC §7).
+to check its orders before trying again (SPEC §7). The HTTP client is wire.py.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import aiohttp
-
 from proxy import __version__
 from proxy.config import Limits
+from proxy.wire import WireClient, WireError
 
 log = logging.getLogger(__name__)
 
@@ -48,66 +48,51 @@ class Upstream:
     """The only way out of the daemon: requests go to `base_url` and nowhere else."""
 
     def __init__(self, base_url: str, limits: Limits) -> None:
-        self._session: aiohttp.ClientSession | None = None
+        self._client: WireClient | None = None
         self.configure(base_url, limits)
 
     def configure(self, base_url: str, limits: Limits) -> None:
         """Where to send and how long to wait; a reload may change both for the next request."""
         self.base_url = base_url
-        self._timeout = aiohttp.ClientTimeout(
-            total=limits.upstream_timeout_s, sock_connect=limits.connect_timeout_s
-        )
         self._timeout_s = limits.upstream_timeout_s
+        self._connect_timeout_s = limits.connect_timeout_s
+        if self._client is not None:
+            self._client.set_origin(base_url)
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=64, keepalive_timeout=10, ttl_dns_cache=60)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, auto_decompress=True, trust_env=False,
-            headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        self._client = WireClient(self.base_url, limit=64, idle_s=10, max_bytes=MAX_RESPONSE_BYTES,
+                                  user_agent=USER_AGENT)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            self._client.close()
 
     async def send(
         self, http_method: str, path: str, *, body: bytes | None = None, query: str = "",
         headers: Mapping[str, str] | None = None, private: bool = True,
     ) -> UpstreamResponse:
         """Send one request; UpstreamError says whether it may have been executed."""
-        assert self._session is not None, "Upstream.start() was not awaited"
-        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        assert self._client is not None, "Upstream.start() was not awaited"
+        target = f"{path}?{query}" if query else path
         try:
-            async with self._session.request(
-                http_method, url, data=body, headers=dict(headers or {}), allow_redirects=False,
-                timeout=self._timeout,
-            ) as resp:
-                payload = await self._read(resp)
-                return UpstreamResponse(resp.status, payload, resp.headers.get("Content-Type", ""))
-        except aiohttp.ClientConnectorCertificateError as exc:
-            raise self._not_sent(f"TLS certificate verification failed: {exc.certificate_error}") from None
-        except aiohttp.ClientSSLError:
-            raise self._not_sent("the TLS handshake failed") from None
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise self._not_sent(f"cannot connect: {_reason(exc)}") from None
-        except TimeoutError:
-            raise self._unknown(
-                504, "upstream_timeout", f"no answer within {self._timeout_s:g}s", private
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise self._unknown(
-                502, "upstream_failed", f"connection failed: {_reason(exc)}", private
-            ) from None
+            answer = await self._client.request(http_method, target, headers or {}, body,
+                                                timeout_s=self._timeout_s,
+                                                connect_timeout_s=self._connect_timeout_s)
+        except WireError as exc:
+            raise self._classify(exc, private) from None
+        return UpstreamResponse(answer.status, answer.body, answer.headers.get("content-type", ""))
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(65536):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise aiohttp.ClientPayloadError("response larger than 16 MiB")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def _classify(self, exc: WireError, private: bool) -> UpstreamError:
+        cause = exc.cause
+        if not exc.sent:
+            if isinstance(cause, ssl.SSLCertVerificationError):
+                return self._not_sent(f"TLS certificate verification failed: {cause.verify_message}")
+            if isinstance(cause, ssl.SSLError):
+                return self._not_sent("the TLS handshake failed")
+            return self._not_sent(f"cannot connect: {_reason(exc)}")
+        if exc.timeout:
+            return self._unknown(504, "upstream_timeout", f"no answer within {self._timeout_s:g}s", private)
+        return self._unknown(502, "upstream_failed", f"connection failed: {_reason(exc)}", private)
 
     def _not_sent(self, what: str) -> UpstreamError:
         return UpstreamError(

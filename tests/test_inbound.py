@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from proxy.inbound import MAX_FIELDS, BadRequest, merge, parse_body, parse_form, parse_json, read_params
@@ -229,3 +232,29 @@ def test_client_key_and_sign_parameters_are_dropped() -> None:
     """Body parameters named Key and Sign (a library's placeholders) are dropped like nonce."""
     assert merge([("Key", "K-x"), ("Sign", "abc"), ("nonce", "1"), ("pair", "BTC_USDT")]) == (
         ("pair", "BTC_USDT"),)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("ab1=&+%2F é;"), max_size=30))
+def test_parse_form_matches_parse_qsl(text: str) -> None:
+    """The split-only fast path for text without % or + decodes exactly as parse_qsl does."""
+    try:
+        expected: object = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+    except (ValueError, UnicodeDecodeError):
+        expected = "refused"
+    try:
+        found: object = parse_form(text, "body")
+    except BadRequest:
+        found = "refused"
+    assert found == expected
+
+
+@pytest.mark.parametrize("fields", [MAX_FIELDS - 1, MAX_FIELDS, MAX_FIELDS + 1])
+def test_parse_form_field_bound_is_the_same_on_both_paths(fields: int) -> None:
+    for value in ("1", "%31"):  # fast path, then parse_qsl's
+        text = "&".join(f"f{i}={value}" for i in range(fields))
+        if fields > MAX_FIELDS:
+            with pytest.raises(BadRequest):
+                parse_form(text, "body")
+        else:
+            assert len(parse_form(text, "body")) == fields

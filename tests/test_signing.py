@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import pickle
 import re
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from proxy.signing import encode_body, sign, sign_ws_login
+from proxy.signing import Signer, encode_body, sign, sign_ws_login
 
 # ccxt's offline-test dummy secret; the vectors below are copied from exmo-api.md §1.3.
 SECRET = b"secretsecret"
@@ -103,3 +107,22 @@ def test_ws_login_signature_depends_on_nonce_and_key() -> None:
     base = sign_ws_login(SECRET, FAKE_KEY, 1654215729887)
     assert sign_ws_login(SECRET, FAKE_KEY, 1654215729888) != base
     assert sign_ws_login(SECRET, FAKE_KEY[:-1] + "0", 1654215729887) != base
+
+
+_FORM_CHARS = st.text(alphabet=st.sampled_from("aZ09_.~-=&+% é\n/\U0001f600"), max_size=12)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(params=st.lists(st.tuples(_FORM_CHARS, _FORM_CHARS), max_size=6), nonce=st.integers(0, 2**63 - 1))
+def test_encode_body_is_byte_for_byte_urlencode(params: list[tuple[str, str]], nonce: int) -> None:
+    """The fast path for plain parameters may never differ from what urlencode writes."""
+    assert encode_body(params, nonce) == urlencode([("nonce", str(nonce)), *params]).encode("ascii")
+
+
+def test_signer_signs_like_sign_and_hides_its_key() -> None:
+    signer = Signer(SECRET)
+    assert signer.sign(VECTOR_ORDER_BODY) == sign(SECRET, VECTOR_ORDER_BODY)
+    assert signer.sign(VECTOR_BALANCE_BODY) == VECTOR_BALANCE_SIGN  # no state carried between calls
+    assert "secret" not in repr(signer)
+    with pytest.raises(TypeError):
+        pickle.dumps(signer)

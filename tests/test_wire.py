@@ -1,0 +1,228 @@
+"""The upstream HTTP/1.1 client against raw servers that answer byte by byte as told.
+
+Every framing EXMO (or a proxy in front of it) might use, the limits, and above all the line between
+"not sent" (safe to retry) and "sent" (outcome unknown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from proxy.wire import WireClient, WireError
+
+Script = Callable[[bytes], list[bytes]]  # request bytes -> the pieces to write back
+
+
+@dataclass
+class RawServer:
+    """Answers each request with the pieces `script` returns, written one by one; counts connections."""
+
+    script: Script
+    close_after: bool = False
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                for piece in self.script(request):
+                    if piece == b"<hang>":
+                        await asyncio.sleep(30)
+                    writer.write(piece)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., RawServer]]:
+    servers: list[asyncio.Server] = []
+    made: list[RawServer] = []
+
+    def start(script: Script, close_after: bool = False) -> RawServer:
+        raw = RawServer(script, close_after)
+        made.append(raw)
+        return raw
+
+    async def boot() -> None:
+        for raw in made:
+            if not raw.port:
+                server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
+                servers.append(server)
+                raw.port = server.sockets[0].getsockname()[1]
+
+    start.boot = boot  # type: ignore[attr-defined]
+    yield start
+    for server in servers:
+        server.close()
+
+
+async def started(serve: Callable[..., RawServer], script: Script, close_after: bool = False) -> RawServer:
+    raw = serve(script, close_after)
+    await serve.boot()  # type: ignore[attr-defined]
+    return raw
+
+
+def ok(body: bytes = b'{"result":true}', extra: bytes = b"") -> list[bytes]:
+    return [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s"
+            % (len(body), extra, body)]
+
+
+async def call(raw: RawServer, method: str = "POST", body: bytes | None = b"a=1", timeout_s: float = 2,
+               client: WireClient | None = None, max_bytes: int = 1024 * 1024) -> tuple[int, bytes]:
+    wire = client or WireClient(f"http://127.0.0.1:{raw.port}", max_bytes=max_bytes)
+    answer = await wire.request(method, "/v1.1/order_create", {"Key": "K-x"}, body, timeout_s=timeout_s,
+                                connect_timeout_s=1)
+    return answer.status, answer.body
+
+
+async def test_content_length_answer_and_connection_reuse(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: ok())
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    for _ in range(3):
+        assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert raw.connections == 1
+    request = raw.requests[0]
+    assert request.startswith(b"POST /v1.1/order_create HTTP/1.1\r\n")
+    assert b"\r\nHost: 127.0.0.1:%d\r\n" % raw.port in request and b"\r\nKey: K-x\r\n" in request
+    assert request.endswith(b"Content-Length: 3\r\n\r\na=1")
+
+
+async def test_chunked_answer_split_into_single_bytes(serve: Callable[..., RawServer]) -> None:
+    wire_bytes = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5;ext=1\r\n{\"res\r\na\r\nult\":true}\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    raw = await started(serve, lambda request: [bytes([b]) for b in wire_bytes])
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert raw.connections == 1
+
+
+@pytest.mark.parametrize("coding, encode", [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+    ("deflate", lambda data: zlib.compress(data)[2:-4]),  # raw deflate, as some servers send it
+])
+async def test_compressed_answers_are_decoded(serve: Callable[..., RawServer], coding: str,
+                                              encode: Callable[[bytes], bytes]) -> None:
+    body = b'{"result":true,"pad":"' + b"x" * 5000 + b'"}'
+    raw = await started(serve, lambda request: ok(encode(body), b"Content-Encoding: %s\r\n" % coding.encode()))
+    assert await call(raw) == (200, body)
+
+
+async def test_close_delimited_answer(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: [b"HTTP/1.0 200 OK\r\n\r\n{\"result\":", b"true}"],
+                        close_after=True)
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert raw.connections == 2  # never reused
+
+
+async def test_interim_answers_are_skipped(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: [b"HTTP/1.1 100 Continue\r\n\r\n", *ok()])
+    assert await call(raw) == (200, b'{"result":true}')
+
+
+async def test_connection_close_and_stray_bytes_stop_reuse(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: ok(extra=b"Connection: close\r\n"))
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    await call(raw, client=wire)
+    await call(raw, client=wire)
+    assert raw.connections == 2
+    stray = await started(serve, lambda request: [ok()[0] + b"HTTP/1.1 200 OK\r\n"])
+    wire = WireClient(f"http://127.0.0.1:{stray.port}")
+    await call(stray, client=wire)
+    await call(stray, client=wire)
+    assert stray.connections == 2
+
+
+async def test_a_connection_the_server_closed_is_not_reused(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: ok(), close_after=True)  # closes after each answer
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    await call(raw, client=wire)
+    await asyncio.sleep(0.05)  # the close reaches the client
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert raw.connections == 2
+
+
+@pytest.mark.parametrize("answer, reason", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n", "larger than"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+     % (len(gzip.compress(b"0" * 3_000_000)), gzip.compress(b"0" * 3_000_000)), "once decoded"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "transfer coding"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"res", "closed the connection"),
+])
+async def test_bad_answers_fail_as_sent(serve: Callable[..., RawServer], answer: bytes, reason: str) -> None:
+    raw = await started(serve, lambda request: [answer], close_after=True)
+    with pytest.raises(WireError) as caught:
+        await call(raw)
+    assert caught.value.sent and not caught.value.timeout
+    assert reason in str(caught.value)
+
+
+async def test_no_answer_in_time_is_a_timeout_after_sending(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: [b"<hang>"])
+    with pytest.raises(WireError) as caught:
+        await call(raw, timeout_s=0.3)
+    assert caught.value.sent and caught.value.timeout
+    assert len(raw.requests) == 1
+
+
+async def test_nothing_listening_is_not_sent() -> None:
+    wire = WireClient("http://127.0.0.1:1")
+    with pytest.raises(WireError) as caught:
+        await wire.request("POST", "/v1.1/order_create", {}, b"a=1", timeout_s=1, connect_timeout_s=1)
+    assert not caught.value.sent and isinstance(caught.value.cause, ConnectionRefusedError)
+
+
+@pytest.mark.parametrize("target, headers", [
+    ("/v1.1/x\r\nX-Evil: 1", {}), ("/v1.1/x y", {}), ("/v1.1/x", {"Key": "K-1\r\nX-Evil: 1"}),
+    ("/v1.1/x", {"Key": "K-1\n"}),
+])
+async def test_line_breaks_are_refused_before_sending(serve: Callable[..., RawServer], target: str,
+                                                      headers: dict[str, str]) -> None:
+    raw = await started(serve, lambda request: ok())
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    with pytest.raises(WireError) as caught:
+        await wire.request("POST", target, headers, b"a=1", timeout_s=1, connect_timeout_s=1)
+    assert not caught.value.sent and raw.requests == []
+
+
+async def test_a_new_origin_drops_old_connections(serve: Callable[..., RawServer]) -> None:
+    first = await started(serve, lambda request: ok(b"1"))
+    second = await started(serve, lambda request: ok(b"2"))
+    wire = WireClient(f"http://127.0.0.1:{first.port}")
+    assert (await call(first, client=wire))[1] == b"1"
+    wire.set_origin(f"http://127.0.0.1:{second.port}")
+    assert (await call(second, client=wire))[1] == b"2"
+    assert len(first.requests) == 1
+
+
+async def test_get_without_body_sends_no_length(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: ok())
+    assert await call(raw, method="GET", body=None) == (200, b'{"result":true}')
+    assert b"content-length" not in raw.requests[0].lower()
