@@ -126,7 +126,8 @@ async def test_chunked_answer_split_into_single_bytes(serve: Callable[..., RawSe
 async def test_compressed_answers_are_decoded(serve: Callable[..., RawServer], coding: str,
                                               encode: Callable[[bytes], bytes]) -> None:
     body = b'{"result":true,"pad":"' + b"x" * 5000 + b'"}'
-    raw = await started(serve, lambda request: ok(encode(body), b"Content-Encoding: %s\r\n" % coding.encode()))
+    header = b"Content-Encoding: %s\r\n" % coding.encode()
+    raw = await started(serve, lambda request: ok(encode(body), header))
     assert await call(raw) == (200, body)
 
 
