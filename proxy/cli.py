@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxy import __version__, logs, manage, manage_clients, manage_state, vault
-from proxy.config import DEFAULT_LISTEN, Listen, default_config_path, load_config
+from proxy.config import (
+    DEFAULT_LISTEN,
+    Listen,
+    assemble,
+    default_config_path,
+    load_config,
+    read_config,
+    unsealing,
+)
 from proxy.console import Console
 from proxy.credentials import PassphraseError, PassphraseSources
 from proxy.hardening import protect_process
@@ -135,18 +143,20 @@ def _configure_logging(level: str = "info", fmt: str = "text") -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from proxy.server import loop_runner, serve
-
     _configure_logging()
     protect_process(log)  # before any secret is decrypted into this process's memory
     path, overrides = _config_path(args), _overrides(args)
-    config = load_config(path, _sources(args), overrides)
+    document = read_config(path, overrides)
+    unlocking = unsealing(document, _sources(args).get())  # the KDF runs in a child meanwhile
+    from proxy.server import loop_runner, serve  # the heavy imports, while the child works
+
+    config = assemble(document, unlocking.result())
     _configure_logging(config.log_level, config.log_format)
     # SIGHUP reads the passphrase again from a file source; a daemon cannot answer a prompt.
     quiet = PassphraseSources(explicit=getattr(args, "passphrase_file", None), is_tty=lambda: False)
     try:
         run_loop = loop_runner(config.features.event_loop)
-        run_loop(serve(config, reloader=lambda: load_config(path, quiet, overrides)))
+        run_loop(serve(config, reloader=lambda: load_config(path, quiet, overrides, isolated=True)))
     except OSError as exc:
         print(f"exmo-proxy: error: cannot listen on {config.listen.url()}: {exc.strerror or exc}",
               file=sys.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from proxy import scopes, sections, vault
+from proxy import scopes, sections, unseal, vault
 from proxy.addresses import DEFAULT_SOCKET_MODE as DEFAULT_SOCKET_MODE
 from proxy.addresses import DEFAULT_UPSTREAM as DEFAULT_UPSTREAM
 from proxy.addresses import Listen as Listen
@@ -237,37 +237,57 @@ def _clients(raw: Any, accounts: frozenset[str]) -> Mapping[str, Client]:
     return MappingProxyType({check_name(n, "clients"): scopes.client(n, c, accounts) for n, c in raw.items()})
 
 
+def sealed_values(document: Document) -> dict[str, str]:
+    """The `enc:v1:` values to decrypt, by their YAML path (the path is their associated data)."""
+    return {f"accounts.{a.name}.secret": a.secret for a in document.accounts}
+
+
 def unlock_data_key(document: Document, passphrase: Secret) -> bytes:
     """The data key (vault.UnlockError on a wrong passphrase)."""
     return vault.unwrap_data_key(document.wrapped_key, passphrase.encode(), document.kdf)
 
 
-def open_accounts(document: Document, data_key: bytes) -> dict[str, Account]:
-    """Decrypt every account secret (vault.ValueAuthError names the path that failed)."""
-    return {
-        a.name: Account(a.name, a.key, Secret(vault.decrypt_value(data_key, f"accounts.{a.name}.secret",
-                                                                   a.secret)), a.policy)
-        for a in document.accounts
-    }
+def open_values(document: Document, passphrase: Secret) -> dict[str, str]:
+    """Decrypt in this process (vault.UnlockError, vault.ValueAuthError naming the path)."""
+    data_key = unlock_data_key(document, passphrase)
+    return {path: vault.decrypt_value(data_key, path, text) for path, text in sealed_values(document).items()}
 
 
-def load_config(path: Path, passphrases: PassphraseSources,
-                overrides: Mapping[str, str] | None = None) -> Config:
-    """Read, validate and decrypt: the one way the daemon and `check` get a Config."""
+def read_config(path: Path, overrides: Mapping[str, str] | None = None) -> Document:
+    """Read and validate, decrypting nothing."""
     try:
         check_private_file(path, "config file", warn=log.warning)
     except PermissionProblem as exc:
         raise ConfigError(str(exc)) from None
     except OSError:
         pass  # read_document names the problem (missing, unreadable)
-    document = validate(read_document(path), path, overrides)
-    accounts = open_accounts(document, unlock_data_key(document, passphrases.get()))
+    return validate(read_document(path), path, overrides)
+
+
+def unsealing(document: Document, passphrase: Secret) -> unseal.Unsealing:
+    """Start decrypting in a child process (unseal.py); `.result()` gives the values."""
+    return unseal.Unsealing(document.kdf, document.wrapped_key, sealed_values(document), passphrase.reveal())
+
+
+def assemble(document: Document, values: Mapping[str, str]) -> Config:
+    """The Config, given the decrypted values by path."""
+    accounts = {a.name: Account(a.name, a.key, Secret(values[f"accounts.{a.name}.secret"]), a.policy)
+                for a in document.accounts}
     return Config(
-        path=path, listen=document.listen, upstream=document.upstream, state_dir=document.state_dir,
-        accounts=MappingProxyType(accounts), default_account=document.default_account,
-        limits=document.limits, log_level=document.log_level, log_format=document.log_format,
-        management_listen=document.management_listen,
-        clients=document.clients,
-        socket_mode=document.socket_mode, audit=document.audit, cache=document.cache,
-        features=document.features,
+        path=document.path, listen=document.listen, upstream=document.upstream,
+        state_dir=document.state_dir, accounts=MappingProxyType(accounts),
+        default_account=document.default_account, limits=document.limits, log_level=document.log_level,
+        log_format=document.log_format, management_listen=document.management_listen,
+        clients=document.clients, socket_mode=document.socket_mode, audit=document.audit,
+        cache=document.cache, features=document.features,
     )
+
+
+def load_config(path: Path, passphrases: PassphraseSources,
+                overrides: Mapping[str, str] | None = None, *, isolated: bool = False) -> Config:
+    """Read, validate and decrypt: the one way the daemon and `check` get a Config. `isolated`
+    decrypts in a child process (the daemon, see unseal.py); otherwise in this one."""
+    document = read_config(path, overrides)
+    if isolated:
+        return assemble(document, unsealing(document, passphrases.get()).result())
+    return assemble(document, open_values(document, passphrases.get()))

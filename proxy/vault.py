@@ -13,10 +13,13 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+# `cryptography` is imported where it is used, not here: the daemon imports this module for the
+# config format but decrypts in a child process (unseal.py), so its ~7 MiB of libraries stay out.
 
 VALUE_PREFIX = "enc:v1:"
 FORMAT_VERSION = 1
@@ -83,7 +86,15 @@ def b64decode(text: str, where: str) -> bytes:
         raise FormatError(f"{where}: not valid base64url") from None
 
 
+def _aesgcm(key: bytes) -> AESGCM:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
 def derive_key(passphrase: bytes, kdf: KdfParams) -> bytes:
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
     kdf.check_bounds()
     argon = Argon2id(salt=kdf.salt, length=_KEY_BYTES, iterations=kdf.t, lanes=kdf.p, memory_cost=kdf.m)
     return argon.derive(passphrase)
@@ -91,17 +102,27 @@ def derive_key(passphrase: bytes, kdf: KdfParams) -> bytes:
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> str:
     nonce = os.urandom(_NONCE_BYTES)
-    return b64encode(nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
+    return b64encode(nonce + _aesgcm(key).encrypt(nonce, plaintext, aad))
+
+
+class _BadTag(Exception):
+    pass
 
 
 def _open(key: bytes, token: bytes, aad: bytes) -> bytes:
+    """Decrypt and authenticate; _BadTag if the token is short, altered or for another key/aad."""
+    from cryptography.exceptions import InvalidTag
+
     if len(token) < _NONCE_BYTES + 16:
-        raise InvalidTag
-    return AESGCM(key).decrypt(token[:_NONCE_BYTES], token[_NONCE_BYTES:], aad)
+        raise _BadTag
+    try:
+        return _aesgcm(key).decrypt(token[:_NONCE_BYTES], token[_NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise _BadTag from None
 
 
 def new_data_key() -> bytes:
-    return AESGCM.generate_key(bit_length=256)
+    return os.urandom(_KEY_BYTES)  # what AESGCM.generate_key(256) returns
 
 
 def wrap_data_key(data_key: bytes, passphrase: bytes, kdf: KdfParams) -> str:
@@ -112,7 +133,7 @@ def unwrap_data_key(wrapped: str, passphrase: bytes, kdf: KdfParams) -> bytes:
     token = b64decode(wrapped, "encryption.wrapped_key")
     try:
         return _open(derive_key(passphrase, kdf), token, kdf.associated_data())
-    except InvalidTag:
+    except _BadTag:
         raise UnlockError(
             "cannot unlock the config: wrong passphrase, or the encryption header was altered"
         ) from None
@@ -128,5 +149,5 @@ def decrypt_value(data_key: bytes, path: str, value: str) -> str:
     token = b64decode(value[len(VALUE_PREFIX) :], path)
     try:
         return _open(data_key, token, path.encode("utf-8")).decode("utf-8")
-    except (InvalidTag, UnicodeDecodeError):
+    except (_BadTag, UnicodeDecodeError):
         raise ValueAuthError(path) from None

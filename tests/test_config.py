@@ -468,11 +468,17 @@ def _sources(tmp_path: Path, passphrase: str) -> PassphraseSources:
                              is_tty=lambda: False)
 
 
-def test_load_config_decrypts_with_the_passphrase_file(config_text: str, tmp_path: Path) -> None:
-    """load_config reads, validates and decrypts; state_dir is beside the file."""
+ISOLATED = pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "child-process"])
+
+
+@ISOLATED
+def test_load_config_decrypts_with_the_passphrase_file(config_text: str, tmp_path: Path,
+                                                       isolated: bool) -> None:
+    """load_config reads, validates and decrypts (in this process, or in the daemon's unseal child);
+    state_dir is beside the file."""
     path = tmp_path / "exmo-proxy.yaml"
     path.write_text(config_text)
-    config = load_config(path, _sources(tmp_path, PASSPHRASE))
+    config = load_config(path, _sources(tmp_path, PASSPHRASE), isolated=isolated)
     assert list(config.accounts) == ["main"]
     account = config.accounts["main"]
     assert account.key == KEY
@@ -484,22 +490,24 @@ def test_load_config_decrypts_with_the_passphrase_file(config_text: str, tmp_pat
         config.accounts["x"] = account  # type: ignore[index]
 
 
-def test_load_config_wrong_passphrase(config_text: str, tmp_path: Path) -> None:
+@ISOLATED
+def test_load_config_wrong_passphrase(config_text: str, tmp_path: Path, isolated: bool) -> None:
     """A wrong passphrase is an UnlockError and nothing is decrypted."""
     path = tmp_path / "exmo-proxy.yaml"
     path.write_text(config_text)
     with pytest.raises(vault.UnlockError) as info:
-        load_config(path, _sources(tmp_path, PASSPHRASE + "x"))
+        load_config(path, _sources(tmp_path, PASSPHRASE + "x"), isolated=isolated)
     assert PASSPHRASE not in str(info.value)
 
 
-def test_load_config_secret_moved_between_accounts(config_text: str, tmp_path: Path) -> None:
+@ISOLATED
+def test_load_config_secret_moved_between_accounts(config_text: str, tmp_path: Path, isolated: bool) -> None:
     """A sealed secret copied to another account fails, naming that account's secret path."""
     doc = _two_accounts(parse_yaml(config_text, "t"))
     path = tmp_path / "exmo-proxy.yaml"
     path.write_text(dump(doc))
     with pytest.raises(vault.ValueAuthError, match=r"accounts\.second\.secret"):
-        load_config(path, _sources(tmp_path, PASSPHRASE))
+        load_config(path, _sources(tmp_path, PASSPHRASE), isolated=isolated)
 
 
 def test_load_config_validates_before_asking_for_a_passphrase(config_text: str, tmp_path: Path) -> None:
@@ -535,3 +543,13 @@ def test_withdraw_destinations_parse(doc: dict[str, Any]) -> None:
     doc["accounts"]["main"]["withdraw_addresses"] = {"BTC": [{"adress": "typo"}]}
     with pytest.raises(ConfigError, match=r"withdraw_addresses\.BTC"):
         validate(doc, CONFIG_PATH)
+
+
+def test_a_failed_unseal_child_is_one_clear_error(config_text: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the child cannot run at all, the daemon says so (FormatError → exit 2), no traceback text."""
+    path = tmp_path / "exmo-proxy.yaml"
+    path.write_text(config_text)
+    monkeypatch.setattr("sys.executable", "/bin/false")
+    with pytest.raises(vault.FormatError, match="the unlock process failed"):
+        load_config(path, _sources(tmp_path, PASSPHRASE), isolated=True)

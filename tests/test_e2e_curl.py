@@ -175,6 +175,16 @@ def test_secret_never_leaves_the_daemon(stack: Stack) -> None:
     assert "Sign" not in stack.logs()
 
 
+def test_the_daemon_decrypts_in_a_child_and_never_loads_cryptography(stack: Stack) -> None:
+    """The Argon2id unlock ran in the short-lived unseal child (unseal.py): no cryptography library is
+    mapped into the daemon, and no child is left behind."""
+    pid = stack.daemon.proc.pid
+    maps = _proc_file(pid, "maps").decode()
+    assert "/cryptography/" not in maps and "_rust.abi3" not in maps
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert children == []
+
+
 @pytest.mark.parametrize("offered", ["ab\udcffcd", "a b", "x" * 65, ""])
 def test_odd_request_ids_are_replaced(stack: Stack, offered: str) -> None:
     """An X-Request-Id that is not a plain token is replaced by a fresh one, never echoed or logged."""

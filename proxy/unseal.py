@@ -1,0 +1,92 @@
+"""The daemon's secrets are decrypted in a short-lived child process, not in the daemon itself.
+
+Why: Argon2id takes 64 MiB for a moment and `cryptography` ~7 MiB of libraries for good; in a child,
+neither stays in the long-running daemon (bench/RESULTS.md has the RSS), and the unlock runs on another
+core while the daemon imports its server code, which shortens the cold start. `exmo-proxy check` and the
+management commands still decrypt in-process (vault.py): they exit right after.
+
+The passphrase goes to the child on its stdin and the decrypted values come back on its stdout: pipes,
+never argv, the environment or a file. The child hardens itself first (no core dumps, not dumpable)
+and answers with one JSON object: `{"values": {path: plaintext}}`, or `{"error": kind, ...}`, which
+`Unsealing.result()` raises as the same exception the in-process path would.
+
+    python -m proxy.unseal      # the child's entry point; only ever started by `Unsealing`
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from proxy import vault
+
+log = logging.getLogger(__name__)
+
+
+class Unsealing:
+    """A running child decrypting `values` (path -> `enc:v1:` text); `result()` waits for it."""
+
+    def __init__(self, kdf: vault.KdfParams, wrapped_key: str, values: Mapping[str, str],
+                 passphrase: str) -> None:
+        request = {"passphrase": passphrase, "wrapped_key": wrapped_key, "values": dict(values),
+                   "kdf": {"salt": vault.b64encode(kdf.salt), "m": kdf.m, "t": kdf.t, "p": kdf.p}}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy.unseal"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, close_fds=True,
+        )
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(request).encode())
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died at start; result() reports what it said
+        self._proc.stdin = None  # sent and closed: communicate() only reads
+
+    def result(self) -> dict[str, str]:
+        out, err = self._proc.communicate(timeout=300)
+        try:
+            answer: Any = json.loads(out)
+        except ValueError:
+            detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise vault.FormatError(
+                f"cannot decrypt the config: the unlock process failed ({detail[0]})") from None
+        if "values" in answer:
+            return dict(answer["values"])
+        if answer.get("error") == "unlock":
+            raise vault.UnlockError(answer["message"])
+        if answer.get("error") == "value":
+            raise vault.ValueAuthError(answer["path"])
+        raise vault.FormatError(answer.get("message", "cannot decrypt the config"))
+
+
+def _answer(request: dict[str, Any]) -> dict[str, Any]:
+    kdf = request["kdf"]
+    params = vault.KdfParams(salt=vault.b64decode(kdf["salt"], "encryption.kdf.salt"), m=kdf["m"], t=kdf["t"],
+                             p=kdf["p"])
+    try:
+        data_key = vault.unwrap_data_key(request["wrapped_key"], request["passphrase"].encode(), params)
+        return {"values": {path: vault.decrypt_value(data_key, path, text)
+                           for path, text in request["values"].items()}}
+    except vault.UnlockError as exc:
+        return {"error": "unlock", "message": str(exc)}
+    except vault.ValueAuthError as exc:
+        return {"error": "value", "path": exc.path}
+    except vault.FormatError as exc:
+        return {"error": "format", "message": str(exc)}
+
+
+def main() -> int:
+    from proxy.hardening import protect_process
+
+    protect_process(log)  # exec made this process dumpable again: undo that before decrypting
+    answer = _answer(json.loads(sys.stdin.buffer.read()))
+    sys.stdout.write(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
