@@ -126,6 +126,7 @@ class AuditLog:
         self.path = state_dir / FILE_NAME
         self.settings = settings
         self._fd: int | None = None
+        self._size = 0
         self._torn = False  # a failed write could not be rolled back; repair before the next one
         self._lock = threading.Lock()
 
@@ -139,6 +140,7 @@ class AuditLog:
             raise AuditError(f"cannot open the audit log {self.path}: {exc.strerror or exc}") from None
         self.close()
         self._fd, self._torn = fd, False
+        self._size = os.fstat(fd).st_size  # then counted per write: no fstat on the hot path
 
     def close(self) -> None:
         if self._fd is not None:
@@ -149,7 +151,8 @@ class AuditLog:
         """Append `entry` as one line with one write; AuditError if any of it did not land."""
         line = (_ENCODER.encode(entry) + "\n").encode()
         with self._lock:
-            fd, before = self._ready(len(line))
+            fd = self._ready(len(line))
+            written = 0
             try:
                 written = os.write(fd, line)
                 if written != len(line):
@@ -157,26 +160,30 @@ class AuditLog:
                 if self.settings.fsync:
                     os.fsync(fd)
             except OSError as exc:
-                self._roll_back(fd, before)
+                self._roll_back(fd, written)
                 raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror or exc};"
                                  " the entry is not recorded") from None
+            self._size += written
 
-    def _ready(self, size: int) -> tuple[int, int]:
-        """The descriptor to write `size` bytes to, rotated first if need be, and its current size."""
+    def _ready(self, size: int) -> int:
+        """The descriptor to write `size` bytes to, rotated first if need be."""
         if self._fd is None:
             raise AuditError(f"the audit log {self.path} is not open")
         if self._torn:
             self.open()
-        current = os.fstat(self._fd).st_size
-        if current and current + size > self.settings.max_bytes:
-            self._rotate()
-            current = os.fstat(self._fd).st_size
-        return self._fd, current
+        if self._size and self._size + size > self.settings.max_bytes:
+            self._size = os.fstat(self._fd).st_size  # the file decides, not the count
+            if self._size and self._size + size > self.settings.max_bytes:
+                self._rotate()
+        return self._fd
 
-    def _roll_back(self, fd: int, size: int) -> None:
-        """Cut a partial line off again, so the next entry does not start in the middle of one."""
+    def _roll_back(self, fd: int, written: int) -> None:
+        """Cut the part of a line that did land off again, so the next entry does not start in the
+        middle of one (a write that raised wrote nothing)."""
+        if not written:
+            return
         try:
-            os.ftruncate(fd, size)  # one writer: state_dir is locked per daemon (nonce.py)
+            os.ftruncate(fd, os.fstat(fd).st_size - written)  # one writer: state_dir is locked (nonce.py)
         except OSError:
             self._torn = True
 

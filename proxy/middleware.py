@@ -8,6 +8,7 @@ line (never a body, query string, Key, Sign or token).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -140,19 +141,26 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     if response.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     response.headers["X-Request-Id"] = request_id
+    # The access line and the counters wait until the answer is on its way: aiohttp writes it in this
+    # same step, right after we return, so they are off the client's latency (the audit entry, which
+    # is a guarantee, was written before the answer: auditing.py).
+    asyncio.get_running_loop().call_soon(_account_for, request, response.status, refused_by,
+                                         time.monotonic() - started)
+    return response
+
+
+def _account_for(request: web.Request, status: int, refused_by: str | None, latency_s: float) -> None:
+    """The access line and the request counters of one answered request."""
     if request.app[LIVE].config.features.access_log:
         client = request.get(CLIENT)
         fields = {
-            "request_id": request_id, "client": client.name if client else None,
-            "account": request.get(ACCOUNT), "method": request.get(EXMO_METHOD), "status": response.status,
-            "exmo_error": request.get(EXMO_ERROR),
-            "latency_ms": round((time.monotonic() - started) * 1000, 1),
+            "request_id": request[REQUEST_ID], "client": client.name if client else None,
+            "account": request.get(ACCOUNT), "method": request.get(EXMO_METHOD), "status": status,
+            "exmo_error": request.get(EXMO_ERROR), "latency_ms": round(latency_s * 1000, 1),
         }
-        logs.access(f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {response.status}",
-                    fields)
+        logs.access(f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {status}", fields)
     request.app[METRICS].observe_request(request.path, request.get(ACCOUNT), request.get(EXMO_METHOD),
-                                         response.status, refused_by, request.get(EXMO_ERROR))
-    return response
+                                         status, refused_by, request.get(EXMO_ERROR))
 
 
 
