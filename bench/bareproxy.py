@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import hmac
 import time
+from collections.abc import AsyncIterator
 from hashlib import sha512
 from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector, web
 
+SESSION = web.AppKey("session", ClientSession)
 PUBLIC = frozenset({"ticker", "trades", "order_book", "pair_settings", "currency", "required_amount"})
 
 
@@ -26,10 +28,10 @@ def build(upstream: str, key: str, secret: bytes) -> web.Application:
     state = {"nonce": 0}
     app = web.Application()
 
-    async def session_ctx(app: web.Application) -> object:
-        app["session"] = ClientSession(connector=TCPConnector(limit=64))
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[SESSION] = ClientSession(connector=TCPConnector(limit=64))
         yield
-        await app["session"].close()
+        await app[SESSION].close()
 
     async def forward(request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -39,7 +41,7 @@ def build(upstream: str, key: str, secret: bytes) -> web.Application:
             state["nonce"] = max(state["nonce"] + 1, time.time_ns() // 1_000_000)
             body = b"nonce=%d&" % state["nonce"] + body if body else b"nonce=%d" % state["nonce"]
             headers.update(Key=key, Sign=hmac.new(secret, body, sha512).hexdigest())
-        async with app["session"].post(f"{upstream}/v1.1/{method}", data=body, headers=headers) as resp:
+        async with app[SESSION].post(f"{upstream}/v1.1/{method}", data=body, headers=headers) as resp:
             payload = await resp.read()
             return web.Response(body=payload, status=resp.status, content_type="application/json")
 

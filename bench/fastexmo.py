@@ -13,7 +13,8 @@ keeps order books, so under load it would be the bottleneck. This one is a bare 
   success with a fresh order_id;
 - a `Key` it does not know (the direct, unsigned leg of the benchmark: wrk cannot sign) gets the same
   success answer unchecked;
-- `GET /_stats` answers the counts: requests, checked, rejected (by code).
+- `GET /_stats` answers the counts: requests, checked, rejected (by code); `POST /_keys` with more
+  `K-...: S-...` lines adds keys to check.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ _NONCE = re.compile(rb"(?:^|&)nonce=(\d+)")
 
 
 class Exchange:
-    def __init__(self, accounts: dict[str, str]) -> None:
-        self.secrets = {key: secret.encode() for key, secret in accounts.items()}
+    def __init__(self, secrets: dict[str, bytes]) -> None:
+        self.secrets = secrets
         self.last_nonce: dict[str, int] = {}
         self.counts: Counter[str] = Counter()
         self.order_id = 10_000_000
@@ -51,6 +52,9 @@ class Exchange:
         name = path.split("?", 1)[0].rsplit("/", 1)[-1]
         if path == "/_stats":
             return json.dumps(dict(self.counts)).encode()
+        if path == "/_keys":  # more `K-...: S-...` lines to check, for a daemon with keys of its own
+            self.secrets.update(parse_keys(body.decode()))
+            return b"{}"
         if name == "ticker":
             return TICKER
         key = headers.get(b"key", b"").decode("latin-1")
@@ -109,11 +113,9 @@ class Connection(asyncio.Protocol):
                                  b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload))
 
 
-def load_accounts(path: Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    pairs = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
-    return {key.strip(): secret.strip() for key, secret in pairs}
+def parse_keys(text: str) -> dict[str, bytes]:
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key.strip(): secret.strip().encode() for key, secret in pairs}
 
 
 async def serve(host: str, port: int, exchange: Exchange) -> None:
@@ -129,7 +131,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=Path, help="file of `K-...: S-...` lines (keys to check)")
     args = parser.parse_args()
     host, port = args.listen.rsplit(":", 1)
-    exchange = Exchange(load_accounts(args.accounts))
+    exchange = Exchange(parse_keys(args.accounts.read_text()) if args.accounts else {})
     run = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop  # the bench's upstream should be cheap: the daemon is what is measured

@@ -7,6 +7,7 @@ Handlers only raise; middleware.py turns exceptions into answers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from proxy.middleware import (
     EXMO_ERROR,
     EXMO_METHOD,
     LIVE,
+    LOOP,
     METRICS,
     REQUEST_ID,
     Live,
@@ -225,6 +227,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.default_wait_s = config.limits.max_wait_s
     app[RUNTIME] = Runtime(app[LIVE], upstream, dispatcher, audit)
+    app[LOOP] = asyncio.get_running_loop()
     try:
         yield
     finally:

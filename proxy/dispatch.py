@@ -25,6 +25,7 @@ from proxy.metrics import Metrics, method_class
 from proxy.nonce import NonceBook
 from proxy.ratelimit import RateLimited, RateLimiter
 from proxy.signing import Signer, encode_body
+from proxy.turns import Turn
 from proxy.upstream import Upstream, UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,11 @@ def _always() -> bool:
     return True
 
 
-async def _take_turn(lock: asyncio.Lock, max_wait_s: float, account: str) -> None:
-    # A free lock is taken without suspending, so even max_wait_s = 0 gets it (and no timer is
-    # set up for it); a lock that was just released to a waiter that has not run yet is not free,
-    # and then the bound applies.
-    if not lock.locked():
-        await lock.acquire()
-        return
+async def _take_turn(lock: Turn, max_wait_s: float, account: str) -> None:
+    # A free turn is taken without suspending, so even max_wait_s = 0 gets it; a turn that was just
+    # handed to a waiter that has not run yet is not free, and then the bound applies.
     try:
-        async with asyncio.timeout(max_wait_s):
-            await lock.acquire()
+        await lock.acquire(max_wait_s)
     except TimeoutError:
         raise RateLimited(max_wait_s, f"account {account} is busy: its calls go to EXMO one at a time and"
                                       f" the queue did not move within {max_wait_s:g}s") from None

@@ -46,6 +46,7 @@ LIVE = web.AppKey("live", Live)
 METRICS = web.AppKey("metrics", Metrics)
 CLIENT = web.RequestKey("client", Client)
 REQUEST_ID = web.RequestKey("request_id", str)
+LOOP = web.AppKey("loop", asyncio.AbstractEventLoop)  # looked up once: on 3.11 each lookup is a getpid()
 ACCOUNT = web.RequestKey("account", str)
 EXMO_METHOD = web.RequestKey("exmo_method", str)
 EXMO_ERROR = web.RequestKey("exmo_error", str)
@@ -144,8 +145,8 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     # The access line and the counters wait until the answer is on its way: aiohttp writes it in this
     # same step, right after we return, so they are off the client's latency (the audit entry, which
     # is a guarantee, was written before the answer: auditing.py).
-    asyncio.get_running_loop().call_soon(_account_for, request, response.status, refused_by,
-                                         time.monotonic() - started)
+    latency_s = time.monotonic() - started
+    request.app[LOOP].call_soon(_account_for, request, response.status, refused_by, latency_s)
     return response
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from proxy.durable import write_atomic
+from proxy.turns import Turn
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class NonceSequence:
     """The nonce counter of one API key. Call `next()`/`observe()` only while holding `lock`."""
 
     def __init__(self, store: NonceStore, api_key: str, clock: Callable[[], int] = wall_clock_ms) -> None:
-        self.lock = asyncio.Lock()  # FIFO: asyncio wakes waiters in arrival order
+        self.lock = Turn()  # FIFO, with the bounded wait dispatch.py needs
         self._store = store
         self._kid = key_id(api_key)
         self._clock = clock

@@ -276,6 +276,7 @@ class WireClient:
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(limit)
         self._ssl: ssl.SSLContext | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the first caller's: looked up once
         self.origin = ""
         self.set_origin(origin)
 
@@ -320,7 +321,7 @@ class WireClient:
             data = self._request_bytes(method, target, headers, body)
         except (ValueError, UnicodeEncodeError) as exc:
             raise WireError(f"refused to send a malformed request ({exc})", sent=False) from None
-        loop = asyncio.get_running_loop()
+        loop = self._loop or self._bind()
         deadline = loop.time() + timeout_s
         if self._slots.locked():  # all `limit` connections are busy: wait for one, within the deadline
             try:
@@ -336,6 +337,10 @@ class WireClient:
             return await self._exchange(loop, connection, data, deadline)
         finally:
             self._slots.release()
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        self._loop = asyncio.get_running_loop()
+        return self._loop
 
     async def _connection(self, loop: asyncio.AbstractEventLoop, connect_timeout_s: float) -> _Connection:
         now = loop.time()

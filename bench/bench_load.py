@@ -1,0 +1,99 @@
+"""Load from wrk (C, one event loop per thread) and what one run of it measured.
+
+wrk's Lua `done` hook prints the figures as JSON; the upstream's counts say how many calls it
+rejected (bad signature, 40009) while the run lasted; /proc says how much CPU the proxy used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench_stack import cpu_seconds
+
+ORDER = "pair=BTC_USD&quantity=0.001&price=50000&type=buy"
+FORM = '{["Content-Type"] = "application/x-www-form-urlencoded"}'
+DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('\\nBENCH {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,'
+    .. '"p50_us":%d,"p99_us":%d}\\n', summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a leg sends: a port, and the proxy's pid (None for the upstream itself)."""
+
+    name: str
+    port: int
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class Figure:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # the proxy's CPU per call; NaN for the direct leg
+    errors: int  # socket errors + non-2xx answers + calls the upstream rejected
+    calls: int
+
+
+def script(folder: Path, kind: str, accounts: list[str] | None = None) -> Path:
+    """The Lua script for `order_create` (signed), `ticker` (public GET), or `spread`: order_create
+    with each wrk thread bound to its own account (/accounts/NAME/...), one key per thread."""
+    path = folder / f"{kind}.lua"
+    if kind == "order_create":  # the direct leg cannot sign: the upstream answers unknown keys unchecked
+        body = (f'wrk.method = "POST"\nwrk.body = "{ORDER}"\n'
+                'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+                'wrk.headers["Key"] = "K-direct-unchecked"\n')
+    elif kind == "spread":
+        names = ", ".join(f'"{name}"' for name in accounts or [])
+        body = (f"local names = {{{names}}}\nlocal count = 0\n"
+                "setup = function(thread)\n  count = count + 1\n"
+                "  thread:set('account', names[(count - 1) % #names + 1])\nend\n"
+                "init = function(args)\n  req = wrk.format('POST', '/accounts/' .. account .."
+                f" '/v1.1/order_create', {FORM}, '{ORDER}')\nend\nrequest = function() return req end\n")
+    else:
+        body = ""
+    path.write_text(body + DONE)
+    return path
+
+
+def upstream_counts(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats", timeout=5) as resp:
+        counts: dict[str, int] = json.load(resp)
+    return counts
+
+
+def run_wrk(target: Target, lua: Path, path: str, connections: int, seconds: float, upstream_port: int,
+            threads: int = 1) -> Figure:
+    before = upstream_counts(upstream_port)
+    cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
+    out = subprocess.run(  # noqa: S603 - wrk with our own arguments
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",  # noqa: S607
+         "-s", str(lua), f"http://127.0.0.1:{target.port}{path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    cpu = cpu_seconds(target.pid) - cpu_before if target.pid else float("nan")
+    after = upstream_counts(upstream_port)
+    found = json.loads(out.split("BENCH ", 1)[1])
+    calls = max(1, int(found["requests"]))
+    rejected = sum(count - before.get(name, 0) for name, count in after.items()
+                   if name.startswith("rejected"))
+    if os.environ.get("BENCH_DEBUG") and (found["errors"] or found["non2xx"] or rejected):
+        print(f"[bench] {target.name} {lua.name}: socket errors {found['errors']}, non-2xx {found['non2xx']},"
+              f" rejected upstream {rejected}", file=sys.stderr)
+    return Figure(
+        rps=calls / (found["duration_us"] / 1e6), p50_ms=found["p50_us"] / 1000,
+        p99_ms=found["p99_us"] / 1000, cpu_us=cpu * 1e6 / calls,
+        errors=int(found["errors"] + found["non2xx"] + rejected), calls=calls,
+    )
