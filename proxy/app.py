@@ -7,7 +7,6 @@ Handlers only raise; middleware.py turns exceptions into answers.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -23,13 +22,14 @@ from proxy.market import SharedReads
 from proxy.metrics import CONTENT_TYPE, Metrics
 from proxy.middleware import (
     ACCOUNT,
+    ACCOUNTING,
     CLIENT,
     EXMO_ERROR,
     EXMO_METHOD,
     LIVE,
-    LOOP,
     METRICS,
     REQUEST_ID,
+    Accounting,
     Live,
     ProxyError,
     error_response,
@@ -227,7 +227,6 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.default_wait_s = config.limits.max_wait_s
     app[RUNTIME] = Runtime(app[LIVE], upstream, dispatcher, audit)
-    app[LOOP] = asyncio.get_running_loop()
     try:
         yield
     finally:
@@ -243,6 +242,7 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
                           middlewares=[errors_and_access_log])
     app[LIVE] = Live(config)
     app[METRICS] = Metrics(enabled=config.features.metrics)
+    app[ACCOUNTING] = Accounting(app)
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
     app.router.add_get("/healthz", handle_healthz)

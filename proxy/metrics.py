@@ -1,24 +1,33 @@
-"""Prometheus metrics at GET /metrics, made with prometheus-client (SPEC §5).
+"""Prometheus metrics at GET /metrics, rendered by prometheus-client (SPEC §5).
 
 One registry per app (not the library's global one), so every app — and every test — counts on its
 own. Labels are bounded: routes and method classes are fixed sets, accounts and refusal rules come
 from the config and the code, EXMO error codes are numbers EXMO sends (a handful in practice).
 
-The hot path calls the `count_*`/`time_*` methods below, never `.labels()`: a labelled child is looked
-up once and kept (prometheus-client's own lookup takes a lock and builds a key on every call), and the
-queue depth is read at scrape time instead of being counted under a lock twice per call.
+Counting costs the hot path one dict or list increment: the daemon counts on its event loop only, so
+the numbers live in plain Python containers, and a collector turns them into metric families when
+/metrics is scraped. (prometheus-client's own Counter and Histogram take a lock and check their state
+on every increment; with three or four per call that was measurable, bench/RESULTS.md.)
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
-from typing import Any
+from collections import Counter
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from proxy import __version__, policy
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+REQUEST_LABELS = ("route", "account", "method_class", "outcome")
+QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 @functools.lru_cache(maxsize=512)  # method names are validated words; a few dozen exist
@@ -34,71 +43,125 @@ def method_class(method: str | None) -> str:
     return "read" if method in policy.READ_METHODS else "other"
 
 
+class _Histogram:
+    """Observations by bucket (not yet cumulative) and their sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # a bucket counts values <= its bound
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
 class Metrics:
     """The daemon's counters; `enabled=False` (config `metrics: false`) makes every count a no-op."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self.queued = 0  # private calls waiting for their account
+        self.requests: Counter[tuple[str, str, str, str]] = Counter()
+        self.refusals: Counter[str] = Counter()
+        self.exmo_errors: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.nonce_resyncs = 0
+        self.upstream_latency: dict[str, _Histogram] = {}
+        self.queue_wait: dict[str, _Histogram] = {}
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.requests = Counter("exmo_proxy_requests", "Requests answered, by route, account, method"
-                                " class and outcome", ["route", "account", "method_class", "outcome"],
-                                registry=r)
-        self.upstream_latency = Histogram("exmo_proxy_upstream_latency_seconds", "Time EXMO took to answer",
-                                          ["method_class"], registry=r,
-                                          buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.exmo_errors = Counter("exmo_proxy_exmo_errors", "EXMO error codes seen in answers", ["code"],
-                                   registry=r)
-        self.nonce_resyncs = Counter("exmo_proxy_nonce_resyncs", "40009 answers that moved a nonce up",
-                                     registry=r)
-        self.refusals = Counter("exmo_proxy_refusals", "Calls refused before signing, by rule", ["rule"],
-                                registry=r)
-        self.rate_limited = Counter("exmo_proxy_rate_limited", "Calls refused with 429 (queue full or"
-                                    " EXMO's pause)", registry=r)
-        self.queue_wait = Histogram("exmo_proxy_queue_wait_seconds", "Time a call waited for its account"
-                                    " and a rate slot before it was signed or sent", ["method_class"],
-                                    registry=r, buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.queued = 0  # private calls waiting for their account, read at scrape time
-        queue_depth = Gauge("exmo_proxy_queued_calls", "Private calls waiting for their account", registry=r)
-        queue_depth.set_function(lambda: self.queued)
-        self._children: dict[tuple[Any, ...], Any] = {}
-        build = Gauge("exmo_proxy_build_info", "Version of the running daemon", ["version"], registry=r)
-        build.labels(version=__version__).set(1)
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (metric, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self.registry.register(_Collector(self))
 
     def upstream_time(self, method_class_: str, seconds: float) -> None:
         if self.enabled:
-            self._child(self.upstream_latency, method_class_).observe(seconds)
+            _histogram(self.upstream_latency, method_class_, UPSTREAM_BUCKETS).observe(seconds)
 
     def queue_time(self, method_class_: str, seconds: float) -> None:
         if self.enabled:
-            self._child(self.queue_wait, method_class_).observe(seconds)
+            _histogram(self.queue_wait, method_class_, QUEUE_BUCKETS).observe(seconds)
 
     def nonce_resync(self) -> None:
         if self.enabled:
-            self.nonce_resyncs.inc()
+            self.nonce_resyncs += 1
 
     def observe_request(self, path: str, account: str | None, method: str | None, status: int,
                         refused_by: str | None, exmo_error: str | None) -> None:
         if not self.enabled:
             return
-        self._child(self.requests, _route(path), account or "-", method_class(method),
-                    _OUTCOMES.get(status // 100) or f"{status // 100}xx").inc()
+        self.requests[(_route(path), account or "-", method_class(method),
+                       _OUTCOMES.get(status // 100) or f"{status // 100}xx")] += 1
         if refused_by:
-            self.refusals.labels(rule=refused_by).inc()
+            self.refusals[refused_by] += 1
         if status == 429:
-            self.rate_limited.inc()
+            self.rate_limited += 1
         if exmo_error:
-            self.exmo_errors.labels(code=exmo_error).inc()
+            self.exmo_errors[exmo_error] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _histogram(table: dict[str, _Histogram], label: str, bounds: tuple[float, ...]) -> _Histogram:
+    found = table.get(label)
+    if found is None:
+        found = table[label] = _Histogram(bounds)
+    return found
+
+
+class _Collector(Collector):
+    """What a scrape sees: the counts above as Prometheus metric families."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        m = self.metrics
+        requests = CounterMetricFamily("exmo_proxy_requests", "Requests answered, by route, account, method"
+                                       " class and outcome", labels=list(REQUEST_LABELS))
+        for labels, count in m.requests.items():
+            requests.add_metric(list(labels), count)
+        yield requests
+        yield from _histograms("exmo_proxy_upstream_latency_seconds", "Time EXMO took to answer",
+                               m.upstream_latency)
+        yield _labelled("exmo_proxy_exmo_errors", "EXMO error codes seen in answers", "code", m.exmo_errors)
+        yield CounterMetricFamily("exmo_proxy_nonce_resyncs", "40009 answers that moved a nonce up",
+                                  value=m.nonce_resyncs)
+        yield _labelled("exmo_proxy_refusals", "Calls refused before signing, by rule", "rule", m.refusals)
+        yield CounterMetricFamily("exmo_proxy_rate_limited", "Calls refused with 429 (queue full or EXMO's"
+                                  " pause)", value=m.rate_limited)
+        yield from _histograms("exmo_proxy_queue_wait_seconds", "Time a call waited for its account and a"
+                               " rate slot before it was signed or sent", m.queue_wait)
+        yield GaugeMetricFamily("exmo_proxy_queued_calls", "Private calls waiting for their account",
+                                value=m.queued)
+        build = GaugeMetricFamily("exmo_proxy_build_info", "Version of the running daemon",
+                                  labels=["version"])
+        build.add_metric([__version__], 1)
+        yield build
+
+
+def _labelled(name: str, documentation: str, label: str, counts: Counter[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count)
+    return family
+
+
+def _histograms(name: str, documentation: str,
+                table: dict[str, _Histogram]) -> Iterator[HistogramMetricFamily]:
+    family = HistogramMetricFamily(name, documentation, labels=["method_class"])
+    for label, histogram in table.items():
+        family.add_metric([label], histogram.cumulative(), histogram.total)
+    yield family
 
 
 _OUTCOMES = {n: f"{n}xx" for n in range(1, 6)}

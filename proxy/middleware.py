@@ -46,7 +46,6 @@ LIVE = web.AppKey("live", Live)
 METRICS = web.AppKey("metrics", Metrics)
 CLIENT = web.RequestKey("client", Client)
 REQUEST_ID = web.RequestKey("request_id", str)
-LOOP = web.AppKey("loop", asyncio.AbstractEventLoop)  # looked up once: on 3.11 each lookup is a getpid()
 ACCOUNT = web.RequestKey("account", str)
 EXMO_METHOD = web.RequestKey("exmo_method", str)
 EXMO_ERROR = web.RequestKey("exmo_error", str)
@@ -145,23 +144,49 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     # The access line and the counters wait until the answer is on its way: aiohttp writes it in this
     # same step, right after we return, so they are off the client's latency (the audit entry, which
     # is a guarantee, was written before the answer: auditing.py).
-    latency_s = time.monotonic() - started
-    request.app[LOOP].call_soon(_account_for, request, response.status, refused_by, latency_s)
+    request.app[ACCOUNTING].add(request, response.status, refused_by, time.monotonic() - started)
     return response
 
 
-def _account_for(request: web.Request, status: int, refused_by: str | None, latency_s: float) -> None:
-    """The access line and the request counters of one answered request."""
-    if request.app[LIVE].config.features.access_log:
-        client = request.get(CLIENT)
-        fields = {
-            "request_id": request[REQUEST_ID], "client": client.name if client else None,
-            "account": request.get(ACCOUNT), "method": request.get(EXMO_METHOD), "status": status,
-            "exmo_error": request.get(EXMO_ERROR), "latency_ms": round(latency_s * 1000, 1),
-        }
-        logs.access(f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {status}", fields)
-    request.app[METRICS].observe_request(request.path, request.get(ACCOUNT), request.get(EXMO_METHOD),
-                                         status, refused_by, request.get(EXMO_ERROR))
+Answered = tuple[web.Request, int, str | None, float]  # request, status, refusing rule, latency in s
+
+
+class Accounting:
+    """Access lines and request counters, done once per event-loop pass for all the requests answered
+    in it: one write for many lines when busy, and none of it on a client's latency."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._pending: list[Answered] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # looked up once: a getpid() on 3.11
+
+    def add(self, request: web.Request, status: int, refused_by: str | None, latency_s: float) -> None:
+        if not self._pending:
+            loop = self._loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self.flush)
+        self._pending.append((request, status, refused_by, latency_s))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        log_them = self.app[LIVE].config.features.access_log
+        metrics = self.app[METRICS]
+        lines: list[tuple[str, dict[str, object]]] = []
+        for request, status, refused_by, latency_s in pending:
+            account, method, code = request.get(ACCOUNT), request.get(EXMO_METHOD), request.get(EXMO_ERROR)
+            metrics.observe_request(request.path, account, method, status, refused_by, code)
+            if log_them:
+                client = request.get(CLIENT)
+                where = f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {status}"
+                lines.append((where, {
+                    "request_id": request[REQUEST_ID], "client": client.name if client else None,
+                    "account": account, "method": method, "status": status, "exmo_error": code,
+                    "latency_ms": round(latency_s * 1000, 1),
+                }))
+        if lines:
+            logs.access(lines)
+
+
+ACCOUNTING = web.AppKey("accounting", Accounting)
 
 
 
