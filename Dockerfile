@@ -12,12 +12,12 @@ FROM python:3.12.8-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[uvloop]"
 
 FROM python:3.12.8-slim-bookworm
 COPY --from=build /wheels /wheels
 RUN python -m venv /opt/exmo-proxy \
-    && /opt/exmo-proxy/bin/pip install --no-cache-dir --no-index --find-links /wheels exmo-signing-proxy \
+    && /opt/exmo-proxy/bin/pip install --no-cache-dir --no-index --find-links /wheels "exmo-signing-proxy[uvloop]" \
     && rm -rf /wheels \
     && mkdir -p /var/lib/exmo-proxy /etc/exmo-proxy \
     && chown 10001:10001 /var/lib/exmo-proxy \

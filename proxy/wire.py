@@ -1,9 +1,10 @@
 """A small HTTP/1.1 client for the one upstream: persistent connections, verified TLS, nothing more.
 
 Why not aiohttp's client (the server side stays aiohttp): on the 2-core reference machine its client leg
-cost about 220 µs of CPU per call at concurrency 1, more than the rest of the daemon together
-(bench/RESULTS.md). The daemon talks to exactly one origin, with GET and POST, and reads small JSON
-answers; cookies, redirects, proxies, auth, multipart and tracing are all cost and no use here.
+cost about 200 µs of CPU per call at concurrency 1 (a bare aiohttp proxy used ~305 µs, an aiohttp server
+alone ~120 µs), more than the rest of the daemon together (bench/RESULTS.md). The daemon talks to
+exactly one origin, with GET and POST, and reads small JSON answers; cookies, redirects, proxies,
+auth, multipart and tracing are all cost and no use here.
 
 What it does, and nothing else:
 
@@ -11,7 +12,7 @@ What it does, and nothing else:
   has closed it or it has been idle longer than `idle_s`, well inside common keep-alive timeouts;
 - TLS with `ssl.create_default_context()`: the certificate and the host name are verified;
 - frames an answer by Content-Length, chunked transfer coding, or the connection closing, and decodes
-  gzip/deflate, refusing more than `max_bytes` (raw or decoded);
+  gzip/deflate, refusing more than `max_bytes` (raw or decoded): http1.py;
 - says whether a failure came before any byte of the request was written (`sent=False`: nothing can
   have reached the server, safe to retry) or after (`sent=True`: the outcome is unknown).
 
@@ -27,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-MAX_HEAD_BYTES = 64 * 1024
+from proxy.http1 import AnswerReader, Malformed
 
 
 class WireError(Exception):
@@ -48,159 +49,13 @@ class Answer:
     body: bytes
 
 
-class _Malformed(Exception):
-    pass
-
-
-class _Reader:
-    """Parses one answer from the bytes fed to it; `done` when complete."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.buffer = bytearray()
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.keep_alive = False
-        self._length: int | None = None  # None: read until the connection closes
-        self._chunked = False
-        self._body = bytearray()
-        self._in_head = True
-        self.done = False
-
-    def feed(self, data: bytes) -> None:
-        self.buffer += data
-        while not self.done:
-            progressed = self._head() if self._in_head else self._chunk() if self._chunked else self._fixed()
-            if not progressed:
-                return
-
-    def finish_at_eof(self) -> bool:
-        """The peer closed: complete if the answer was delimited by that."""
-        if not self._in_head and not self._chunked and self._length is None:
-            self._body += self.buffer
-            self.buffer.clear()
-            self._check_size(len(self._body))
-            self.done, self.keep_alive = True, False
-        return self.done
-
-    def _head(self) -> bool:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                raise _Malformed("the answer's header is larger than 64 KiB")
-            return False
-        lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        del self.buffer[:end + 4]
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise _Malformed(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        status = int(code)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            if not colon or not name or name != name.strip():
-                raise _Malformed("a malformed header line")
-            headers[name.lower()] = value.strip()
-        if 100 <= status < 200:
-            if status == 101:
-                raise _Malformed("the server switched protocols")
-            return True  # an interim answer (100 Continue, 103): the real one follows
-        self.status, self.headers, self._in_head = status, headers, False
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = version == "HTTP/1.1" and "close" not in connection
-        encoding = headers.get("transfer-encoding", "").lower()
-        if encoding:
-            if encoding.rsplit(",", 1)[-1].strip() != "chunked":
-                raise _Malformed(f"unsupported transfer coding {encoding!r}")
-            self._chunked = True
-        elif status in (204, 304):
-            self._length = 0
-        elif "content-length" in headers:
-            length = headers["content-length"]
-            if not length.isdigit():
-                raise _Malformed("a malformed Content-Length")
-            self._length = int(length)
-            self._check_size(self._length)
-        else:
-            self.keep_alive = False  # delimited by the close
-        return True
-
-    def _fixed(self) -> bool:
-        if self._length is None:
-            self._check_size(len(self.buffer))
-            return False
-        if len(self.buffer) < self._length:
-            return False
-        self._body = self.buffer[:self._length]
-        if len(self.buffer) > self._length:
-            self.keep_alive = False  # bytes nobody asked for: do not reuse this connection
-        self.buffer = bytearray()
-        self.done = True
-        return True
-
-    def _chunk(self) -> bool:
-        end = self.buffer.find(b"\r\n")
-        if end < 0:
-            if len(self.buffer) > 1024:
-                raise _Malformed("a malformed chunk size line")
-            return False
-        size_text = bytes(self.buffer[:end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _Malformed("a malformed chunk size") from None
-        if size == 0:  # last chunk: skip trailers up to the empty line
-            trailer_end = self.buffer.find(b"\r\n\r\n", end)
-            if trailer_end < 0:
-                if len(self.buffer) > MAX_HEAD_BYTES:
-                    raise _Malformed("chunk trailers larger than 64 KiB")
-                return False
-            if len(self.buffer) > trailer_end + 4:
-                self.keep_alive = False
-            self.buffer = bytearray()
-            self.done = True
-            return True
-        self._check_size(len(self._body) + size)
-        if len(self.buffer) < end + 2 + size + 2:
-            return False
-        if self.buffer[end + 2 + size:end + 4 + size] != b"\r\n":
-            raise _Malformed("a chunk does not end where its size says")
-        self._body += self.buffer[end + 2:end + 2 + size]
-        del self.buffer[:end + 4 + size]
-        return True
-
-    def _check_size(self, size: int) -> None:
-        if size > self.max_bytes:
-            raise _Malformed(f"answer larger than {self.max_bytes // (1024 * 1024)} MiB")
-
-    def body(self) -> bytes:
-        coding = self.headers.get("content-encoding", "identity").lower()
-        if coding in ("identity", ""):
-            return bytes(self._body)
-        if coding in ("gzip", "x-gzip"):
-            return self._inflate(zlib.decompressobj(16 + zlib.MAX_WBITS))
-        if coding == "deflate":
-            try:
-                return self._inflate(zlib.decompressobj(zlib.MAX_WBITS))
-            except zlib.error:  # some servers send raw deflate without the zlib header
-                return self._inflate(zlib.decompressobj(-zlib.MAX_WBITS))
-        raise _Malformed(f"unsupported content coding {coding!r}")
-
-    def _inflate(self, inflater: zlib._Decompress) -> bytes:
-        out = inflater.decompress(bytes(self._body), self.max_bytes + 1)
-        if len(out) > self.max_bytes or inflater.unconsumed_tail:
-            raise _Malformed(f"answer larger than {self.max_bytes // (1024 * 1024)} MiB once decoded")
-        return out
-
-
 class _Connection(asyncio.Protocol):
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._reader: _Reader | None = None
+        self._reader: AnswerReader | None = None
         self._waiter: asyncio.Future[Answer] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,7 +66,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes, waiter: asyncio.Future[Answer]) -> None:
         assert self.transport is not None
-        self._reader, self._waiter = _Reader(self.max_bytes), waiter
+        self._reader, self._waiter = AnswerReader(self.max_bytes), waiter
         self.transport.write(data)
 
     def data_received(self, data: bytes) -> None:
@@ -222,7 +77,7 @@ class _Connection(asyncio.Protocol):
             self._reader.feed(data)
             if self._reader.done:
                 self._complete()
-        except (_Malformed, zlib.error) as exc:
+        except (Malformed, zlib.error) as exc:
             self._fail(WireError(f"malformed answer: {exc}", sent=True, cause=exc))
 
     def eof_received(self) -> bool | None:
@@ -231,7 +86,7 @@ class _Connection(asyncio.Protocol):
             try:
                 if self._reader.finish_at_eof():
                     self._complete()
-            except _Malformed as exc:
+            except Malformed as exc:
                 self._fail(WireError(f"malformed answer: {exc}", sent=True, cause=exc))
         return None  # close the transport
 
@@ -245,7 +100,7 @@ class _Connection(asyncio.Protocol):
         assert reader is not None and waiter is not None
         try:
             answer = Answer(reader.status, reader.headers, reader.body())
-        except (_Malformed, zlib.error) as exc:
+        except (Malformed, zlib.error) as exc:
             self._fail(WireError(f"malformed answer: {exc}", sent=True, cause=exc))
             return
         self._reader = self._waiter = None

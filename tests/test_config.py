@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from proxy import vault
+from proxy import sections, vault
 from proxy.config import (
     Account,
     Limits,
@@ -553,3 +555,33 @@ def test_a_failed_unseal_child_is_one_clear_error(config_text: str, tmp_path: Pa
     monkeypatch.setattr("sys.executable", "/bin/false")
     with pytest.raises(vault.FormatError, match="the unlock process failed"):
         load_config(path, _sources(tmp_path, PASSPHRASE), isolated=True)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("access_log", "no", "access_log: must be true or false"),
+    ("metrics", 1, "metrics: must be true or false"),
+    ("event_loop", "trio", "event_loop: must be one of auto, asyncio, uvloop"),
+    ("audit", {"fsync": "yes"}, "audit.fsync: must be true or false"),
+])
+def test_feature_switches_are_checked(doc: dict[str, Any], key: str, value: Any, message: str) -> None:
+    doc[key] = value
+    assert message in _error(doc)
+
+
+def test_feature_switches_default_on_and_parse(doc: dict[str, Any]) -> None:
+    assert validate(doc, CONFIG_PATH).features == sections.Features(True, True, "auto")
+    assert validate(doc, CONFIG_PATH).audit.fsync is False
+    doc.update(access_log=False, metrics=False, event_loop="asyncio", audit={"fsync": True})
+    document = validate(doc, CONFIG_PATH)
+    assert document.features == sections.Features(access_log=False, metrics=False, event_loop="asyncio")
+    assert document.audit.fsync is True
+
+
+def test_event_loop_uvloop_missing_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from proxy.server import loop_runner
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    with pytest.raises(ConfigError, match="uvloop is not installed"):
+        loop_runner("uvloop")
+    assert loop_runner("auto") is asyncio.run
+    assert loop_runner("asyncio") is asyncio.run

@@ -29,7 +29,7 @@ def _step(pattern: str) -> list[str]:
 
 
 def test_image_install_steps_produce_a_working_daemon(make_stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """pip wheel . → venv → pip install --no-index from the wheels → `exmo-proxy run` signs a call."""
+    """pip wheel '.[uvloop]' → venv → pip install --no-index from the wheels → `exmo-proxy run` signs."""
     stack: Stack = make_stack()
     stack.daemon.stop()
     wheels, venv = tmp_path / "wheels", tmp_path / "venv"
@@ -54,6 +54,7 @@ def test_image_install_steps_produce_a_working_daemon(make_stack, tmp_path: Path
         status, body = curl_json(f"http://127.0.0.1:{port}/v1.1/user_info", "-X", "POST")
         assert status == 200 and "balances" in body
         assert str(venv) in Path(f"/proc/{proc.pid}/cmdline").read_text()  # the venv's daemon answered
+        assert "loop: uvloop" in log_path.read_text()  # the image ships the faster event loop
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
