@@ -8,9 +8,13 @@ is not a well-formed answer raises Malformed.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 MAX_HEAD_BYTES = 64 * 1024
+FRAMING = frozenset({"content-length", "transfer-encoding"})
+_DECIMAL = re.compile(r"[0-9]{1,15}")  # not str.isdigit(), which takes "²"
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class Malformed(Exception):
@@ -66,7 +70,10 @@ class AnswerReader:
             name, colon, value = line.partition(":")
             if not colon or not name or name != name.strip():
                 raise Malformed("a malformed header line")
-            headers[name.lower()] = value.strip()
+            name, value = name.lower(), value.strip()
+            if name in FRAMING and name in headers and headers[name] != value:
+                raise Malformed(f"two different {name} headers")  # which one frames the body?
+            headers[name] = value
         if 100 <= status < 200:
             if status == 101:
                 raise Malformed("the server switched protocols")
@@ -74,16 +81,18 @@ class AnswerReader:
         self.status, self.headers, self._in_head = status, headers, False
         connection = headers.get("connection", "").lower()
         self.keep_alive = version == "HTTP/1.1" and "close" not in connection
-        encoding = headers.get("transfer-encoding", "").lower()
-        if encoding:
-            if encoding.rsplit(",", 1)[-1].strip() != "chunked":
-                raise Malformed(f"unsupported transfer coding {encoding!r}")
-            self._chunked = True
-        elif status in (204, 304):
+        encoding = headers.get("transfer-encoding")
+        if status in (204, 304):  # never a body, whatever the headers say (RFC 9112 §6.3)
             self._length = 0
+        elif encoding is not None:
+            if encoding.lower() != "chunked":
+                raise Malformed(f"unsupported transfer coding {encoding!r}")
+            if "content-length" in headers:  # an ambiguity smuggling is made of: refuse it
+                raise Malformed("both Transfer-Encoding and Content-Length")
+            self._chunked = True
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not length.isdigit():
+            if not _DECIMAL.fullmatch(length):
                 raise Malformed("a malformed Content-Length")
             self._length = int(length)
             self._check_size(self._length)
@@ -111,10 +120,9 @@ class AnswerReader:
                 raise Malformed("a malformed chunk size line")
             return False
         size_text = bytes(self.buffer[:end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise Malformed("a malformed chunk size") from None
+        if not _HEX.fullmatch(size_text):  # int(x, 16) alone would take "-2", "0x1f" or "1_0"
+            raise Malformed("a malformed chunk size")
+        size = int(size_text, 16)
         if size == 0:  # last chunk: skip trailers up to the empty line
             trailer_end = self.buffer.find(b"\r\n\r\n", end)
             if trailer_end < 0:
@@ -156,4 +164,6 @@ class AnswerReader:
         out = inflater.decompress(bytes(self._body), self.max_bytes + 1)
         if len(out) > self.max_bytes or inflater.unconsumed_tail:
             raise Malformed(f"answer larger than {self.max_bytes // (1024 * 1024)} MiB once decoded")
+        if not inflater.eof or inflater.unused_data:  # cut short, or more than one stream
+            raise Malformed("a compressed answer that does not end where its data does")
         return out

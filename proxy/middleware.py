@@ -172,18 +172,27 @@ class Accounting:
         metrics = self.app[METRICS]
         lines: list[tuple[str, dict[str, object]]] = []
         for request, status, refused_by, latency_s in pending:
-            account, method, code = request.get(ACCOUNT), request.get(EXMO_METHOD), request.get(EXMO_ERROR)
-            metrics.observe_request(request.path, account, method, status, refused_by, code)
-            if log_them:
-                client = request.get(CLIENT)
-                where = f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {status}"
-                lines.append((where, {
-                    "request_id": request[REQUEST_ID], "client": client.name if client else None,
-                    "account": account, "method": method, "status": status, "exmo_error": code,
-                    "latency_ms": round(latency_s * 1000, 1),
-                }))
+            try:
+                lines += self._entry(request, status, refused_by, latency_s, metrics, log_them)
+            except Exception:  # one odd request must not cost the others their lines
+                log.exception("could not account for request %s", request.get(REQUEST_ID))
         if lines:
             logs.access(lines)
+
+    @staticmethod
+    def _entry(request: web.Request, status: int, refused_by: str | None, latency_s: float,
+               metrics: Metrics, log_them: bool) -> list[tuple[str, dict[str, object]]]:
+        account, method, code = request.get(ACCOUNT), request.get(EXMO_METHOD), request.get(EXMO_ERROR)
+        metrics.observe_request(request.path, account, method, status, refused_by, code)
+        if not log_them:
+            return []
+        client = request.get(CLIENT)
+        where = f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {status}"
+        return [(where, {
+            "request_id": request[REQUEST_ID], "client": client.name if client else None,
+            "account": account, "method": method, "status": status, "exmo_error": code,
+            "latency_ms": round(latency_s * 1000, 1),
+        })]
 
 
 ACCOUNTING = web.AppKey("accounting", Accounting)

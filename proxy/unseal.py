@@ -6,11 +6,12 @@ core while the daemon imports its server code, which shortens the cold start. `e
 management commands still decrypt in-process (vault.py): they exit right after.
 
 The passphrase goes to the child on its stdin and the decrypted values come back on its stdout: pipes,
-never argv, the environment or a file. The child hardens itself first (no core dumps, not dumpable)
-and answers with one JSON object: `{"values": {path: plaintext}}`, or `{"error": kind, ...}`, which
-`Unsealing.result()` raises as the same exception the in-process path would.
-
-    python -m proxy.unseal      # the child's entry point; only ever started by `Unsealing`
+never argv, the environment or a file. The child runs in isolated mode (`-I`: no PYTHON* variables, no
+user site, not the working directory on its path) with an empty environment, from `/`, and imports
+this very package by its path: a `proxy/` planted in a writable working directory cannot receive the
+passphrase. It hardens itself first (no core dumps, not dumpable) and answers with one JSON object:
+`{"values": {path: plaintext}}`, or `{"error": kind, ...}`, which `Unsealing.result()` raises as the
+same exception the in-process path would.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import logging
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from proxy import vault
 
 log = logging.getLogger(__name__)
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the directory this `proxy` package is in
+TIMEOUT_S = 120  # Argon2id within the config's bounds takes seconds at most; a stuck child is killed
 
 
 class Unsealing:
@@ -34,9 +38,10 @@ class Unsealing:
                  passphrase: str) -> None:
         request = {"passphrase": passphrase, "wrapped_key": wrapped_key, "values": dict(values),
                    "kdf": {"salt": vault.b64encode(kdf.salt), "m": kdf.m, "t": kdf.t, "p": kdf.p}}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "proxy.unseal"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, close_fds=True,
+        child = f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); import proxy.unseal as u; u.main()"
+        self._proc = subprocess.Popen(  # noqa: S603 - this interpreter, running this package's own code
+            [sys.executable, "-I", "-c", child], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, close_fds=True, cwd="/", env={},
         )
         assert self._proc.stdin is not None
         try:
@@ -47,13 +52,21 @@ class Unsealing:
         self._proc.stdin = None  # sent and closed: communicate() only reads
 
     def result(self) -> dict[str, str]:
-        out, err = self._proc.communicate(timeout=300)
         try:
-            answer: Any = json.loads(out)
+            out, err = self._proc.communicate(timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            raise vault.FormatError(f"cannot decrypt the config: the unlock process took longer than"
+                                    f" {TIMEOUT_S}s and was stopped") from None
+        try:
+            answer: Any = json.loads(out) if self._proc.returncode == 0 else None
         except ValueError:
-            detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise vault.FormatError(
-                f"cannot decrypt the config: the unlock process failed ({detail[0]})") from None
+            answer = None
+        if not isinstance(answer, dict):
+            detail = err.decode(errors="replace").strip().splitlines()[-1:] or [
+                f"exit status {self._proc.returncode}"]
+            raise vault.FormatError(f"cannot decrypt the config: the unlock process failed ({detail[0]})")
         if "values" in answer:
             return dict(answer["values"])
         if answer.get("error") == "unlock":
@@ -79,14 +92,10 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": "format", "message": str(exc)}
 
 
-def main() -> int:
+def main() -> None:
+    """The child: started only by `Unsealing`."""
     from proxy.hardening import protect_process
 
     protect_process(log)  # exec made this process dumpable again: undo that before decrypting
     answer = _answer(json.loads(sys.stdin.buffer.read()))
     sys.stdout.write(json.dumps(answer))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 from proxy.http1 import AnswerReader, Malformed
 
+MIN_ANSWER_S = 0.05  # a request is not written with less time than this left for its answer
+
 
 class WireError(Exception):
     """The call failed; `sent` says whether any of the request may have reached the server."""
@@ -50,8 +52,9 @@ class Answer:
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, generation: int) -> None:
         self.max_bytes = max_bytes
+        self.generation = generation  # the client's origin generation when it was made
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -132,6 +135,7 @@ class WireClient:
         self._slots = asyncio.Semaphore(limit)
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # the first caller's: looked up once
+        self._generation = 0  # a new origin (or close()) makes every older connection unusable
         self.origin = ""
         self.set_origin(origin)
 
@@ -151,9 +155,10 @@ class WireClient:
         if self._tls and self._ssl is None:
             self._ssl = ssl.create_default_context()
             self._ssl.set_alpn_protocols(["http/1.1"])
-        self.close()  # connections to the old origin are not reused
+        self.close()  # connections to the old origin, idle or busy, are never used again
 
     def close(self) -> None:
+        self._generation += 1
         while self._idle:
             self._idle.pop().close()
 
@@ -171,9 +176,11 @@ class WireClient:
 
     async def request(self, method: str, target: str, headers: Mapping[str, str], body: bytes | None, *,
                       timeout_s: float, connect_timeout_s: float) -> Answer:
-        """One request (`target` is the path and query string); WireError on failure."""
+        """One request (`target` is the path and query string); WireError on failure. Nothing is
+        written once `timeout_s` has run out: a request is sent with time left for its answer, or not
+        at all (sent=False)."""
         try:
-            data = self._request_bytes(method, target, headers, body)
+            self._request_bytes(method, target, headers, body)  # refuse a malformed one before waiting
         except (ValueError, UnicodeEncodeError) as exc:
             raise WireError(f"refused to send a malformed request ({exc})", sent=False) from None
         loop = self._loop or self._bind()
@@ -188,7 +195,12 @@ class WireClient:
         else:
             await self._slots.acquire()
         try:
-            connection = await self._connection(loop, min(connect_timeout_s, timeout_s))
+            connection = await self._connection(loop, min(connect_timeout_s, deadline - loop.time()))
+            if deadline - loop.time() < MIN_ANSWER_S:
+                self._put_back(loop, connection)
+                raise WireError("no time left to send the request and wait for its answer", sent=False,
+                                timeout=True)
+            data = self._request_bytes(method, target, headers, body)  # for the origin it connects to
             return await self._exchange(loop, connection, data, deadline)
         finally:
             self._slots.release()
@@ -204,18 +216,31 @@ class WireClient:
             if connection.usable() and now - connection.idle_since < self.idle_s:
                 return connection
             connection.close()
+        if connect_timeout_s <= 0:
+            raise WireError("no time left to connect", sent=False, timeout=True)
+        generation = self._generation
         try:
             async with asyncio.timeout(connect_timeout_s):
                 _, protocol = await loop.create_connection(
-                    lambda: _Connection(self.max_bytes), self._host, self._port, ssl=self._ssl,
-                    server_hostname=self._host if self._tls else None,
+                    lambda: _Connection(self.max_bytes, generation), self._host, self._port,
+                    ssl=self._ssl if self._tls else None, server_hostname=self._host if self._tls else None,
                 )
         except TimeoutError:
             raise WireError(f"connecting took longer than {connect_timeout_s:g}s", sent=False,
                             timeout=True) from None
         except (OSError, ssl.SSLError) as exc:  # refused, DNS, TLS: nothing was sent
             raise WireError(str(exc) or type(exc).__name__, sent=False, cause=exc) from None
+        if generation != self._generation:  # the origin changed while connecting
+            protocol.close()
+            raise WireError("the upstream changed while connecting", sent=False)
         return protocol
+
+    def _put_back(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
+        if connection.usable() and connection.generation == self._generation:
+            connection.idle_since = loop.time()
+            self._idle.append(connection)
+        else:
+            connection.close()
 
     async def _exchange(self, loop: asyncio.AbstractEventLoop, connection: _Connection, data: bytes,
                         deadline: float) -> Answer:
@@ -229,9 +254,7 @@ class WireClient:
             raise
         finally:
             timer.cancel()
-        if connection.usable():
-            connection.idle_since = loop.time()
-            self._idle.append(connection)
+        self._put_back(loop, connection)
         return answer
 
 

@@ -585,3 +585,22 @@ def test_event_loop_uvloop_missing_is_one_clear_error(monkeypatch: pytest.Monkey
         loop_runner("uvloop")
     assert loop_runner("auto") is asyncio.run
     assert loop_runner("asyncio") is asyncio.run
+
+
+def test_the_unseal_child_ignores_a_planted_module(config_text: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `proxy/unseal.py` in the working directory (or on PYTHONPATH) never receives the passphrase:
+    the child runs isolated, from /, and imports this package by its own path."""
+    trap = tmp_path / "trap"
+    (trap / "proxy").mkdir(parents=True)
+    stolen = tmp_path / "stolen"
+    (trap / "proxy" / "__init__.py").write_text("")
+    (trap / "proxy" / "unseal.py").write_text(
+        f"import sys\ndef main():\n    open({str(stolen)!r}, 'wb').write(sys.stdin.buffer.read())\n")
+    monkeypatch.chdir(trap)
+    monkeypatch.setenv("PYTHONPATH", str(trap))
+    path = tmp_path / "exmo-proxy.yaml"
+    path.write_text(config_text)
+    config = load_config(path, _sources(tmp_path, PASSPHRASE), isolated=True)
+    assert config.accounts["main"].secret.reveal() == SECRET
+    assert not stolen.exists()

@@ -43,6 +43,9 @@ class RawServer:
                 for piece in self.script(request):
                     if piece == b"<hang>":
                         await asyncio.sleep(30)
+                    if piece == b"<pause>":
+                        await asyncio.sleep(0.05)
+                        continue
                     writer.write(piece)
                     await writer.drain()
                     await asyncio.sleep(0)
@@ -176,6 +179,17 @@ async def test_a_connection_the_server_closed_is_not_reused(serve: Callable[...,
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "transfer coding"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"res", "closed the connection"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\nhello", "two different"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+     "both Transfer-Encoding and Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n5\r\nhello\r\n0\r\n\r\n", "chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", "chunk size"),
+    ("HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\nhi".encode("latin-1"), "Content-Length"),  # isdigit
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "transfer coding"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 12\r\n\r\n"
+     + gzip.compress(b"x" * 100)[:12], "does not end"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+     % (2 * len(gzip.compress(b"{}")), gzip.compress(b"{}") * 2), "does not end"),
 ])
 async def test_bad_answers_fail_as_sent(serve: Callable[..., RawServer], answer: bytes, reason: str) -> None:
     raw = await started(serve, lambda request: [answer], close_after=True)
@@ -227,3 +241,45 @@ async def test_get_without_body_sends_no_length(serve: Callable[..., RawServer])
     raw = await started(serve, lambda request: ok())
     assert await call(raw, method="GET", body=None) == (200, b'{"result":true}')
     assert b"content-length" not in raw.requests[0].lower()
+
+
+async def test_no_content_answers_ignore_a_transfer_coding(serve: Callable[..., RawServer]) -> None:
+    answer = b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw = await started(serve, lambda request: [answer])
+    assert await call(raw, timeout_s=1) == (204, b"")
+
+
+async def test_a_connection_busy_when_the_origin_changes_is_never_reused(
+        serve: Callable[..., RawServer]) -> None:
+    """A reload that changes the upstream while a call is in flight: that call's connection is not
+    put back, so later calls (with their Key and Sign) reach the new origin only."""
+    old = await started(serve, lambda request: [b"<pause>", *ok(b"old")])
+    new = await started(serve, lambda request: ok(b"new"))
+    wire = WireClient(f"http://127.0.0.1:{old.port}")
+    in_flight = asyncio.ensure_future(call(old, client=wire))
+    await asyncio.sleep(0.01)
+    wire.set_origin(f"http://127.0.0.1:{new.port}")
+    assert (await in_flight)[1] == b"old"
+    assert (await call(new, client=wire))[1] == b"new"
+    assert (await call(new, client=wire))[1] == b"new"
+    assert len(old.requests) == 1 and b"Host: 127.0.0.1:%d" % new.port in new.requests[0]
+
+
+async def test_nothing_is_written_once_the_deadline_has_passed(serve: Callable[..., RawServer]) -> None:
+    """All connections busy until just before the deadline: the call is refused unsent (safe to
+    retry) instead of being written and then reported 'outcome unknown' a moment later."""
+    raw = await started(serve, lambda request: ok())
+    wire = WireClient(f"http://127.0.0.1:{raw.port}", limit=1)
+    await wire._slots.acquire()  # the one connection is busy
+    asyncio.get_running_loop().call_later(0.48, wire._slots.release)
+    with pytest.raises(WireError) as caught:
+        await wire.request("POST", "/v1.1/order_create", {}, b"a=1", timeout_s=0.5, connect_timeout_s=1)
+    assert not caught.value.sent and caught.value.timeout
+    assert raw.requests == []
+
+
+async def test_switching_from_https_to_http_drops_tls(serve: Callable[..., RawServer]) -> None:
+    raw = await started(serve, lambda request: ok())
+    wire = WireClient("https://127.0.0.1:1")
+    wire.set_origin(f"http://127.0.0.1:{raw.port}")
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
