@@ -11,7 +11,8 @@ Needs wrk (`apt-get install wrk`); uvloop (`pip install uvloop`) for the event-l
 - legs: `direct` (wrk straight to the upstream; it cannot sign, so those calls go unchecked), `bare`
   (`bench/bareproxy.py`, the smallest aiohttp signing proxy: the yardstick) and `daemon` (`exmo-proxy
   run` as shipped: encrypted config, audit log, access log, metrics, nonce durability, policy; only
-  `limits.rate_per_second` is raised, or the bench would measure EXMO's 10/s);
+  `limits.rate_per_second` is raised to 100,000, or the bench would measure EXMO's 10/s, and the
+  pacing itself is priced as a toggle);
 - a signed `order_create` (POST form) and a public `ticker` (GET), at concurrency 1 and 50; and signed
   calls at concurrency 50 spread over several keys, one wrk thread per key: one key's calls go to
   EXMO one at a time by design (proxy/nonce.py), so one key measures that chain, several the daemon;
@@ -40,6 +41,7 @@ from bench_load import Figure, Target, run_wrk, script
 from bench_stack import HERE, BenchStack, bench_stack, memory_mib
 
 TOGGLES = [  # (what, the config lines added to the default config)
+    ("rate limit pacing at 10,000/s", "limits.rate_per_second: 10000"),
     ("audit fsync per entry", "audit: {fsync: true}"),
     ("access log off", "access_log: false"),
     ("metrics off", "metrics: false"),
@@ -122,7 +124,7 @@ def toggles(bench: Bench, default: Target, rounds: int) -> int:
         if "uvloop" in change and not _have_uvloop():
             print(f"| {name} | `{change}` | not measured: uvloop is not installed | | | | | |")
             continue
-        slug = name.replace(" ", "-")
+        slug = "".join(c if c.isalnum() else "-" for c in name)
         variant = bench.stack.daemon(slug, bench.stack.config(slug, change))
         target = Target(name, variant.port, variant.pid)
         runs: list[tuple[Figure, Figure, Figure, Figure]] = []

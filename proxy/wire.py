@@ -179,8 +179,9 @@ class WireClient:
         """One request (`target` is the path and query string); WireError on failure. Nothing is
         written once `timeout_s` has run out: a request is sent with time left for its answer, or not
         at all (sent=False)."""
+        generation = self._generation
         try:
-            self._request_bytes(method, target, headers, body)  # refuse a malformed one before waiting
+            data = self._request_bytes(method, target, headers, body)  # a malformed one: before waiting
         except (ValueError, UnicodeEncodeError) as exc:
             raise WireError(f"refused to send a malformed request ({exc})", sent=False) from None
         loop = self._loop or self._bind()
@@ -200,7 +201,8 @@ class WireClient:
                 self._put_back(loop, connection)
                 raise WireError("no time left to send the request and wait for its answer", sent=False,
                                 timeout=True)
-            data = self._request_bytes(method, target, headers, body)  # for the origin it connects to
+            if generation != self._generation:  # the origin changed meanwhile: its Host header, too
+                data = self._request_bytes(method, target, headers, body)
             return await self._exchange(loop, connection, data, deadline)
         finally:
             self._slots.release()

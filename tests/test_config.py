@@ -293,7 +293,7 @@ def test_upstream_with_invalid_port_refused(doc: dict[str, Any], text: str) -> N
     [
         pytest.param({}, Limits(), id="defaults"),
         pytest.param({"rate_per_second": 0.1}, Limits(rate_per_second=0.1), id="rate-min"),
-        pytest.param({"rate_per_second": 10000}, Limits(rate_per_second=10000.0), id="rate-max"),
+        pytest.param({"rate_per_second": 100_000}, Limits(rate_per_second=100_000.0), id="rate-max"),
         pytest.param({"max_body_bytes": 256}, Limits(max_body_bytes=256), id="body-min"),
         pytest.param({"max_wait_s": 0}, Limits(max_wait_s=0.0), id="no-waiting"),
         pytest.param({"upstream_timeout_s": 600, "connect_timeout_s": 0.1},
