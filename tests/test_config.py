@@ -318,7 +318,7 @@ def test_limits_absent_means_defaults(doc: dict[str, Any]) -> None:
     ("limits", "named"),
     [
         pytest.param({"rate_per_second": 0}, "limits.rate_per_second", id="rate-zero"),
-        pytest.param({"rate_per_second": 10001}, "limits.rate_per_second", id="rate-too-high"),
+        pytest.param({"rate_per_second": 100_001}, "limits.rate_per_second", id="rate-too-high"),
         pytest.param({"rate_per_second": "10"}, "limits.rate_per_second", id="rate-string"),
         pytest.param({"rate_per_second": True}, "limits.rate_per_second", id="rate-bool"),
         pytest.param({"rate_per_second": float("nan")}, "limits.rate_per_second", id="rate-nan"),
