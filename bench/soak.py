@@ -32,21 +32,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from bench_stack import free_port, memory_mib
 
 FAULTS = ("refuse", "hang", "html_502", "reset_after", "late_after")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def start(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -174,9 +162,9 @@ async def soak(seconds: float, fault_rate: float, bots: int) -> int:
                         f"127.0.0.1:{port}", "--upstream", f"http://127.0.0.1:{inj_port}"],
                        port, tmp / "d.log")
         try:
-            rss_start = rss_kib(daemon.pid)
+            rss_start = memory_mib(daemon.pid)
             outcomes = await load(f"http://127.0.0.1:{port}", seconds, bots)
-            rss_end = rss_kib(daemon.pid)
+            rss_end = memory_mib(daemon.pid)
             stats = await sim_stats(f"http://127.0.0.1:{sim_port}")
             alive = daemon.poll() is None
         finally:
@@ -188,8 +176,8 @@ async def soak(seconds: float, fault_rate: float, bots: int) -> int:
     return report(outcomes, stats, injector.injected, rss_start, rss_end, alive, seconds)
 
 
-def report(outcomes: dict[int, str], stats: Any, injected: collections.Counter[str], rss_start: int,
-           rss_end: int, alive: bool, seconds: float) -> int:
+def report(outcomes: dict[int, str], stats: Any, injected: collections.Counter[str], rss_start: float,
+           rss_end: float, alive: bool, seconds: float) -> int:
     executed = {int(k): v for k, v in stats["client_ids"].items()}
     duplicates = sorted(cid for cid, n in executed.items() if n > 1)
     lost = sorted(cid for cid, kind in outcomes.items() if kind == "executed" and executed.get(cid) != 1)
@@ -201,7 +189,7 @@ def report(outcomes: dict[int, str], stats: Any, injected: collections.Counter[s
     print(f"exchange executed: {sum(executed.values())}   exchange 40009: {stats['errors'].get('40009', 0)}"
           f"   exchange 40034: {stats['errors'].get('40034', 0)}")
     print(f"duplicates: {len(duplicates)}   lost: {len(lost)}   without an answer: {len(silent)}")
-    print(f"daemon RSS: {rss_start / 1024:.1f} MiB at start, {rss_end / 1024:.1f} MiB at end;"
+    print(f"daemon RSS: {rss_start:.1f} MiB at start, {rss_end:.1f} MiB at end;"
           f" alive at the end: {alive}")
     return 1 if duplicates or lost or silent or not alive else 0
 

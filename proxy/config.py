@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from proxy import scopes, sections, unseal, vault
+from proxy import logs, scopes, sections, unseal, vault
 from proxy.addresses import DEFAULT_SOCKET_MODE as DEFAULT_SOCKET_MODE
 from proxy.addresses import DEFAULT_UPSTREAM as DEFAULT_UPSTREAM
 from proxy.addresses import Listen as Listen
@@ -204,7 +204,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
     if level not in LOG_LEVELS:
         raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}")
     log_format = doc.get("log_format", "text")
-    if log_format not in ("text", "json"):
+    if log_format not in logs.FORMATS:
         raise ConfigError("log_format: must be text or json")
     kdf, wrapped = encryption_header(doc.get("encryption"))
     return Document(

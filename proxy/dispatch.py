@@ -22,7 +22,7 @@ from proxy.credentials import Secret
 from proxy.inbound import Params
 from proxy.market import SharedReads
 from proxy.metrics import Metrics, method_class
-from proxy.nonce import NonceBook
+from proxy.nonce import NonceBook, NonceSequence
 from proxy.ratelimit import RateLimited, RateLimiter
 from proxy.signing import Signer, encode_body
 from proxy.turns import Turn
@@ -139,23 +139,26 @@ class Dispatcher:
 
     async def _public_once(self, http_method: str, path: str, encoded: str) -> UpstreamResponse:
         body = encoded.encode() if http_method != "GET" and encoded else None
-        headers = {"Content-Type": FORM} if body is not None else {}
-        query = encoded if http_method == "GET" else ""
+        return await self._send("public", http_method, path, body=body,
+                                query=encoded if http_method == "GET" else "",
+                                headers={"Content-Type": FORM} if body is not None else {})
+
+    async def _send(self, kind: str, http_method: str, path: str, *, body: bytes | None, query: str,
+                    headers: dict[str, str]) -> UpstreamResponse:
+        """One upstream exchange, timed by method class; EXMO's rate-limit answers pause all sending
+        for as long as EXMO asks (SPEC §7), and anything but an API answer becomes UpstreamError."""
+        private = kind != "public"
         started = time.monotonic()
         try:
             answer = await self.upstream.send(http_method, path, body=body, query=query, headers=headers,
-                                              private=False)
+                                              private=private)
         finally:
-            self.metrics.upstream_time("public", time.monotonic() - started)
-        return require_api_answer(self._heed(answer), self.upstream.base_url, private=False)
-
-    def _heed(self, response: UpstreamResponse) -> UpstreamResponse:
-        """An EXMO rate-limit answer pauses all sending for as long as EXMO asks (SPEC §7)."""
-        pause = rate_limit_pause(response)
+            self.metrics.upstream_time(kind, time.monotonic() - started)
+        pause = rate_limit_pause(answer)
         if pause is not None:
             self.limiter.pause(pause)
             log.warning("EXMO answered with a rate-limit error: sending paused for %.0f s", pause)
-        return response
+        return require_api_answer(answer, self.upstream.base_url, private=private)
 
     async def private(
         self, account: Account, path: str, params: Params, max_wait_s: float, client_waiting: Waiting,
@@ -170,8 +173,8 @@ class Dispatcher:
         finally:
             self.metrics.queued -= 1
         try:
-            response = await self._signed(account, path, params, deadline, client_waiting, on_signed,
-                                          deadline - max_wait_s)
+            response = await self._signed(account, sequence, path, params, deadline, client_waiting,
+                                          on_signed, deadline - max_wait_s)
             used = nonce_rejection(response)
             if used is None:
                 return response
@@ -181,14 +184,14 @@ class Dispatcher:
             self.metrics.nonce_resync()
             log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                         account.name, sequence.last)
-            return await self._signed(account, path, params, deadline, client_waiting, on_signed,
-                                      time.monotonic())
+            return await self._signed(account, sequence, path, params, deadline, client_waiting,
+                                      on_signed, time.monotonic())
         finally:
             sequence.lock.release()
 
     async def _signed(
-        self, account: Account, path: str, params: Params, deadline: float, client_waiting: Waiting,
-        on_signed: Signed, queued_at: float,
+        self, account: Account, sequence: NonceSequence, path: str, params: Params, deadline: float,
+        client_waiting: Waiting, on_signed: Signed, queued_at: float,
     ) -> UpstreamResponse:
         own = self._account_limiter(account)
         if own is not None:
@@ -197,14 +200,8 @@ class Dispatcher:
         self._go_ahead(client_waiting)
         kind = method_class(path.split("/", 2)[2])
         self.metrics.queue_time(kind, time.monotonic() - queued_at)
-        nonce = await self.nonces.sequence(account.key).next()
+        nonce = await sequence.next()
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": self._signer(account).sign(body)}
-        started = time.monotonic()
-        try:
-            sent = await self.upstream.send("POST", path, body=body, headers=headers, private=True)
-        finally:
-            self.metrics.upstream_time(kind, time.monotonic() - started)
-        answer = self._heed(sent)
-        return require_api_answer(answer, self.upstream.base_url, private=True)
+        return await self._send(kind, "POST", path, body=body, query="", headers=headers)

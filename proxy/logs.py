@@ -53,13 +53,16 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         fields = getattr(record, "fields", None)
-        return text + "".join(f" {k}={v}" for k, v in fields.items()) if fields else text
+        return text + _pairs(fields) if fields else text
 
     def access_line(self, created: float, message: str, fields: dict[str, Any]) -> str:
         """What `format` makes of an INFO record of proxy.access, without building the record."""
         record = _Stamp(created)
-        head = f"{self.formatTime(record)} INFO {ACCESS}: {message}"  # type: ignore[arg-type]
-        return head + "".join(f" {k}={v}" for k, v in fields.items())
+        return f"{self.formatTime(record)} INFO {ACCESS}: {message}" + _pairs(fields)  # type: ignore[arg-type]
+
+
+def _pairs(fields: dict[str, Any]) -> str:
+    return "".join(f" {k}={v}" for k, v in fields.items())
 
 
 class _Stamp:
@@ -87,8 +90,7 @@ def access(lines: list[tuple[str, dict[str, Any]]]) -> None:
     formatter = handler.formatter if handler is not None else None
     if (handler is None or logger.handlers or logging.getLogger().handlers != [handler]
             or not isinstance(formatter, TextFormatter | JsonFormatter)):
-        for message, fields in lines:
-            logger.info("%s", message, extra={"fields": fields})
+        _through_logging(lines)
         return
     now = time.time()
     text = "".join(formatter.access_line(now, message, fields) + "\n" for message, fields in lines)
@@ -97,8 +99,12 @@ def access(lines: list[tuple[str, dict[str, Any]]]) -> None:
             handler.stream.write(text)
             handler.stream.flush()
     except Exception:  # a full disk must not fail the request: logging's own error handling decides
-        for message, fields in lines:
-            logger.info("%s", message, extra={"fields": fields})
+        _through_logging(lines)
+
+
+def _through_logging(lines: list[tuple[str, dict[str, Any]]]) -> None:
+    for message, fields in lines:
+        _access_logger.info("%s", message, extra={"fields": fields})
 
 
 def configure(level: str = "info", fmt: str = "text") -> None:

@@ -198,8 +198,6 @@ class Accounting:
 ACCOUNTING = web.AppKey("accounting", Accounting)
 
 
-
-
 class QuietParserErrors(logging.Filter):
     """aiohttp logs every unparsable request with a traceback at ERROR; any local client could flood
     the log that way. Keep one line, no traceback, for what is the client's fault."""
