@@ -77,10 +77,10 @@ class Unsealing:
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
-    kdf = request["kdf"]
-    params = vault.KdfParams(salt=vault.b64decode(kdf["salt"], "encryption.kdf.salt"), m=kdf["m"], t=kdf["t"],
-                             p=kdf["p"])
     try:
+        kdf = request["kdf"]
+        params = vault.KdfParams(salt=vault.b64decode(kdf["salt"], "encryption.kdf.salt"), m=kdf["m"],
+                                 t=kdf["t"], p=kdf["p"])
         data_key = vault.unwrap_data_key(request["wrapped_key"], request["passphrase"].encode(), params)
         return {"values": {path: vault.decrypt_value(data_key, path, text)
                            for path, text in request["values"].items()}}
@@ -90,6 +90,8 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"error": "value", "path": exc.path}
     except vault.FormatError as exc:
         return {"error": "format", "message": str(exc)}
+    except Exception as exc:  # e.g. a passphrase that is not valid UTF-8: its text names a character
+        return {"error": "format", "message": f"cannot decrypt the config ({type(exc).__name__})"}
 
 
 def main() -> None:

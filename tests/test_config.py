@@ -604,3 +604,14 @@ def test_the_unseal_child_ignores_a_planted_module(config_text: str, tmp_path: P
     config = load_config(path, _sources(tmp_path, PASSPHRASE), isolated=True)
     assert config.accounts["main"].secret.reveal() == SECRET
     assert not stolen.exists()
+
+
+def test_the_unseal_child_never_echoes_the_passphrase_in_an_error() -> None:
+    """A passphrase that cannot be encoded (a lone surrogate from a non-UTF-8 environment variable)
+    fails with the exception's name only: its message would quote a character of the passphrase."""
+    from proxy import unseal
+
+    request = {"passphrase": "pass\udcffphrase", "wrapped_key": "x", "values": {},
+               "kdf": {"salt": "A" * 22, "m": 65536, "t": 3, "p": 4}}
+    answer = unseal._answer(request)
+    assert answer == {"error": "format", "message": "cannot decrypt the config (UnicodeEncodeError)"}
