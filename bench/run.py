@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(text: str) -> None:
         print(f"[bench] {text}", file=sys.stderr, flush=True)
 
-    print(f"# exmo-proxy benchmark\n\n{machine()}; wrk {'-t1, one thread per key for the spread rows'}\n"
+    print(f"# exmo-proxy benchmark\n\n{machine()}; wrk -t1, one thread per key for the spread rows\n"
           f"`python bench/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`: {args.rounds} round(s),"
           f" {args.seconds} s per figure\n\nTargets: {TARGETS}")
     with bench_stack(args.keys) as stack:

@@ -119,7 +119,7 @@ def open_editable(path: Path, tolerate_plaintext: str | None = None) -> Editable
 
 def save_edit(edit: Editable, new_text: str | None, expected: dict[str, Any], console: Console) -> None:
     validate(copy.deepcopy(expected), edit.path)
-    text, kept = yamlfile.verified_edit(edit.text, new_text, expected)
+    text, kept = yamlfile.verified_edit(new_text, expected)
     if not kept:
         console.warn(f"warning: {edit.path} uses YAML this tool cannot edit in place; rewrote it plainly")
     try:

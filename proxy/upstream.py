@@ -8,7 +8,6 @@ to check its orders before trying again (SPEC §7). The HTTP client is wire.py.
 
 from __future__ import annotations
 
-import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +15,6 @@ from dataclasses import dataclass
 from proxy import __version__
 from proxy.config import Limits
 from proxy.wire import WireClient, WireError
-
-log = logging.getLogger(__name__)
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = f"exmo-signing-proxy/{__version__}"

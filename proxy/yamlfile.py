@@ -175,7 +175,7 @@ def dump(doc: dict[str, Any]) -> str:
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=200)
 
 
-def verified_edit(old_text: str, new_text: str | None, expected: dict[str, Any]) -> tuple[str, bool]:
+def verified_edit(new_text: str | None, expected: dict[str, Any]) -> tuple[str, bool]:
     """`new_text` if it parses to `expected`, else a plain dump; the flag says comments survived."""
     if new_text is not None:
         try:

@@ -315,7 +315,7 @@ def test_verified_edit_keeps_text_that_parses_to_expected() -> None:
     new = yamlfile.delete_block(REALISTIC, ("accounts", "reader"))
     expected = _doc()
     del expected["accounts"]["reader"]  # type: ignore[attr-defined]
-    assert yamlfile.verified_edit(REALISTIC, new, expected) == (new, True)
+    assert yamlfile.verified_edit(new, expected) == (new, True)
 
 
 def test_verified_edit_falls_back_for_flow_style_input() -> None:
@@ -324,7 +324,7 @@ def test_verified_edit_falls_back_for_flow_style_input() -> None:
     expected = yamlfile.parse_yaml(old, "flow.yaml")
     expected["accounts"]["extra"] = {"key": KEY_C, "secret": "enc:v1:CCCC"}
     new = yamlfile.append_child(old, ("accounts",), ["extra:", f"  key: {KEY_C}"])
-    text, kept = yamlfile.verified_edit(old, new, expected)
+    text, kept = yamlfile.verified_edit(new, expected)
     assert kept is False
     assert yamlfile.parse_yaml(text, "dumped") == expected
     assert list(yamlfile.parse_yaml(text, "dumped")["accounts"]) == ["main", "extra"]
@@ -341,6 +341,6 @@ def test_verified_edit_falls_back_for_flow_style_input() -> None:
 def test_verified_edit_refuses_text_that_does_not_match(new_text: str) -> None:
     """An edit whose text does not parse to the intended document is replaced by a dump."""
     expected = {"listen": "127.0.0.1:8080"}
-    text, kept = yamlfile.verified_edit("listen: 127.0.0.1:8080\n", new_text, expected)
+    text, kept = yamlfile.verified_edit(new_text, expected)
     assert kept is False
     assert yamlfile.parse_yaml(text, "dumped") == expected
