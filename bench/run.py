@@ -15,7 +15,7 @@ Needs wrk (`apt-get install wrk`); uvloop (`pip install uvloop`) for the event-l
   pacing itself is priced as a toggle);
 - a signed `order_create` (POST form) and a public `ticker` (GET), at concurrency 1 and 50; and signed
   calls at concurrency 50 spread over several keys, one wrk thread per key: one key's calls go to
-  EXMO one at a time by design (proxy/nonce.py), so one key measures that chain, several the daemon;
+  EXMO one at a time by design (proxy/calls/nonce.py), so one key measures that chain, several the daemon;
 - figures: calls/s, p50 and p99 (wrk's), the proxy's CPU per call (/proc/PID/stat), the added p50 (minus
   direct, same round), RSS idle and after load, cold start to READY=1 (sd_notify, the Argon2id unlock
   included), and each feature toggled against the default daemon in the same round.
@@ -167,7 +167,7 @@ def print_targets(rows: Rows, starts: list[float], idle: float, loaded: float) -
         print(f"| {what} | {value} | {'met' if met else 'MISSED'} |")
     one_key = figure("order_create|50|daemon", lambda f: f.rps)
     print(f"\nOne key at c=50: {one_key:,.0f} signed calls/s (a key's calls go out one at a time:"
-          " proxy/nonce.py).")
+          " proxy/calls/nonce.py).")
 
 
 def _have_uvloop() -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.answers import nonce_rejection, rate_limit_pause, require_api_answer
-from proxy.upstream import UpstreamError, UpstreamResponse
+from proxy.exmo.answers import nonce_rejection, rate_limit_pause
+from proxy.upstream.client import UpstreamError, UpstreamResponse, require_api_answer
 
 
 def answer(body: bytes, status: int = 200, content_type: str = "application/json") -> UpstreamResponse:

@@ -15,16 +15,12 @@ from typing import Any
 
 import pytest
 
-from proxy import auditread
-from proxy.audit import (
-    MONEY_OUT_KEPT,
-    AuditError,
-    AuditLog,
-    AuditSettings,
-    build_entry,
-    exmo_outcome,
-)
-from proxy.auditread import format_entry, grep, iter_entries, tail
+from proxy.audit import read as auditread
+from proxy.audit.entry import MONEY_OUT_KEPT, build_entry
+from proxy.audit.log import AuditError, AuditLog
+from proxy.audit.read import format_entry, grep, iter_entries, tail
+from proxy.config.sections import AuditSettings
+from proxy.exmo.answers import exmo_outcome
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_795_492_625.123  # 2026-11-24T03:57:05.123Z
@@ -180,7 +176,7 @@ def test_complete_file_is_left_alone(log: AuditLog, tmp_path: Path) -> None:
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from proxy.audit import AuditLog
+    from proxy.audit.log import AuditLog
 
     log = AuditLog(Path(sys.argv[1]))
     log.open()
@@ -227,7 +223,7 @@ def test_record_is_one_write_per_entry(log: AuditLog, monkeypatch: pytest.Monkey
         calls.append(bytes(data))
         return real_write(fd, data)
 
-    monkeypatch.setattr("proxy.audit.os.write", spy)
+    monkeypatch.setattr("proxy.audit.log.os.write", spy)
     log.record(_entry(params=[("pad", "x" * 20_000)]))
     assert len(calls) == 1
     assert calls[0].endswith(b"\n") and json.loads(calls[0])["params"]["pad"] == "x" * 20_000
@@ -269,7 +265,7 @@ def test_keep_zero_drops_the_full_file(tmp_path: Path) -> None:
 
 
 def _short_writes(monkeypatch: pytest.MonkeyPatch, marker: bytes) -> None:
-    """os.write in proxy.audit writes only half of any payload holding `marker`, like a full disk."""
+    """os.write in proxy.audit.log writes only half of any payload holding `marker`, like a full disk."""
     real_write = os.write
 
     def half(fd: int, data: bytes) -> int:
@@ -277,7 +273,7 @@ def _short_writes(monkeypatch: pytest.MonkeyPatch, marker: bytes) -> None:
             return real_write(fd, data[: len(data) // 2])
         return real_write(fd, data)
 
-    monkeypatch.setattr("proxy.audit.os.write", half)
+    monkeypatch.setattr("proxy.audit.log.os.write", half)
 
 
 def test_short_write_raises_and_leaves_no_partial_line(
@@ -299,7 +295,7 @@ def test_failed_write_raises(log: AuditLog, tmp_path: Path, monkeypatch: pytest.
     def full(fd: int, data: bytes) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("proxy.audit.os.write", full)
+    monkeypatch.setattr("proxy.audit.log.os.write", full)
     with pytest.raises(AuditError, match="No space left on device"):
         log.record(_entry(request_id="lost"))
     monkeypatch.undo()
@@ -314,7 +310,7 @@ def test_failed_rollback_is_repaired_before_the_next_entry(
     def refuse(fd: int, length: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("proxy.audit.os.ftruncate", refuse)
+    monkeypatch.setattr("proxy.audit.log.os.ftruncate", refuse)
     with pytest.raises(AuditError):
         log.record(_entry(request_id="r-short"))
     monkeypatch.undo()

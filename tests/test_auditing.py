@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from proxy.audit import AuditError, AuditSettings
-from proxy.auditing import AuditTrail, CallRecord
-from proxy.policy import PolicyDenied
-from proxy.upstream import UpstreamError, UpstreamResponse
+from proxy.audit.log import AuditError
+from proxy.audit.trail import AuditTrail, CallRecord
+from proxy.config.sections import AuditSettings
+from proxy.policy.rules import PolicyDenied
+from proxy.upstream.client import UpstreamError, UpstreamResponse
 
 OK = UpstreamResponse(200, b'{"result":true,"error":"","order_id":1}', "application/json")
 
@@ -87,7 +88,7 @@ def test_an_unexpected_error_while_writing_still_answers(tmp_path: Path,
 
 def test_a_signed_call_that_ends_otherwise_still_leaves_a_line(tmp_path: Path) -> None:
     """A 40009 retry refused before sending (rate limit, shutdown) is on record as not_sent."""
-    from proxy.ratelimit import RateLimited
+    from proxy.calls.ratelimit import RateLimited
 
     t = trail(tmp_path)
     with pytest.raises(RateLimited), t.call(record()) as r:

@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from proxy import sections, vault
-from proxy.config import (
-    Account,
-    Limits,
-    Listen,
-    load_config,
-    validate,
-)
-from proxy.credentials import PassphraseSources, Secret
-from proxy.manage import new_config_text
-from proxy.scopes import AccountPolicy
-from proxy.yamlfile import ConfigError, dump, parse_yaml
+from proxy.config import sections
+from proxy.config.accounts import Account, AccountPolicy
+from proxy.config.addresses import Listen
+from proxy.config.checks import ConfigError
+from proxy.config.load import load_config
+from proxy.config.model import keep_restart_only, validate
+from proxy.config.sections import Limits
+from proxy.config.template import new_config_text
+from proxy.config.yamlfile import dump, parse_yaml
+from proxy.vault import encryption as vault
+from proxy.vault.passphrase import PassphraseSources
+from proxy.vault.secret import Secret
 
 KEY = "K-" + "0123456789abcdef0123456789abcdef01234567"
 KEY_2 = "K-" + "89abcdef0123456789abcdef0123456789abcdef"
@@ -578,7 +578,7 @@ def test_feature_switches_default_on_and_parse(doc: dict[str, Any]) -> None:
 
 
 def test_event_loop_uvloop_missing_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from proxy.server import loop_runner
+    from proxy.ops.server import loop_runner
 
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
     with pytest.raises(ConfigError, match="uvloop is not installed"):
@@ -589,14 +589,16 @@ def test_event_loop_uvloop_missing_is_one_clear_error(monkeypatch: pytest.Monkey
 
 def test_the_unseal_child_ignores_a_planted_module(config_text: str, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """A `proxy/unseal.py` in the working directory (or on PYTHONPATH) never receives the passphrase:
+    """A `proxy/vault/unseal.py` in the working directory (or on PYTHONPATH) never receives the passphrase:
     the child runs isolated, from /, and imports this package by its own path."""
     trap = tmp_path / "trap"
-    (trap / "proxy").mkdir(parents=True)
+    (trap / "proxy" / "vault").mkdir(parents=True)
     stolen = tmp_path / "stolen"
-    (trap / "proxy" / "__init__.py").write_text("")
-    (trap / "proxy" / "unseal.py").write_text(
-        f"import sys\ndef main():\n    open({str(stolen)!r}, 'wb').write(sys.stdin.buffer.read())\n")
+    for package in ("proxy", "proxy/vault"):
+        (trap / package / "__init__.py").write_text("")
+    for module in ("proxy/unseal.py", "proxy/vault/unseal.py"):  # where it was, and where it is
+        (trap / module).write_text(
+            f"import sys\ndef main():\n    open({str(stolen)!r}, 'wb').write(sys.stdin.buffer.read())\n")
     monkeypatch.chdir(trap)
     monkeypatch.setenv("PYTHONPATH", str(trap))
     path = tmp_path / "exmo-proxy.yaml"
@@ -609,9 +611,23 @@ def test_the_unseal_child_ignores_a_planted_module(config_text: str, tmp_path: P
 def test_the_unseal_child_never_echoes_the_passphrase_in_an_error() -> None:
     """A passphrase that cannot be encoded (a lone surrogate from a non-UTF-8 environment variable)
     fails with the exception's name only: its message would quote a character of the passphrase."""
-    from proxy import unseal
+    from proxy.vault import unseal
 
     request = {"passphrase": "pass\udcffphrase", "wrapped_key": "x", "values": {},
                "kdf": {"salt": "A" * 22, "m": 65536, "t": 3, "p": 4}}
     answer = unseal._answer(request)
     assert answer == {"error": "format", "message": "cannot decrypt the config (UnicodeEncodeError)"}
+
+
+def test_reload_keeps_restart_only_settings_and_names_them(doc: dict[str, Any]) -> None:
+    """A reload applies what a running daemon can change, and keeps (naming each by its file key)
+    what only a restart can: the model's RESTART_ONLY fields, nested sections included."""
+    old = validate(doc, CONFIG_PATH)
+    changed = {**doc, "listen": "127.0.0.1:9999", "socket_mode": "0600", "event_loop": "asyncio",
+               "limits": {"rate_per_second": 5, "max_body_bytes": 4096}, "log_level": "debug"}
+    new, kept = keep_restart_only(old, validate(changed, CONFIG_PATH))
+    assert sorted(kept) == ["event_loop", "limits.max_body_bytes", "listen", "socket_mode"]
+    assert (new.listen, new.socket_mode) == (old.listen, old.socket_mode)
+    assert (new.features.event_loop, new.limits.max_body_bytes) == ("auto", old.limits.max_body_bytes)
+    assert (new.limits.rate_per_second, new.log_level) == (5, "debug")
+    assert keep_restart_only(old, old) == (old, [])

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from proxy.credentials import (
+from proxy.vault.passphrase import (
     CREDENTIAL_NAME,
     PASSPHRASE_ENV,
     PassphraseError,
     PassphraseSources,
-    Secret,
     check_new_passphrase,
     read_passphrase_file,
 )
+from proxy.vault.secret import Secret
 
 SECRET = "S-" + "0123456789abcdef0123456789abcdef01234567"
 

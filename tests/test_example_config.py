@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from proxy import yamlfile
-from proxy.config import validate
-from proxy.credentials import Secret
-from proxy.manage import new_config_text
+from proxy.config import yamlfile
+from proxy.config.model import validate
+from proxy.config.template import new_config_text
+from proxy.vault.secret import Secret
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy import guard
-from proxy.config import Listen
-from proxy.policy import PolicyDenied
+from proxy.config.addresses import Listen
+from proxy.policy.rules import PolicyDenied
+from proxy.web import guard
 
 LISTEN = Listen.parse("127.0.0.1:8080")
 

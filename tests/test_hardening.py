@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from proxy import hardening
-from proxy.hardening import PermissionProblem, check_private_file, protect_process
+from proxy.vault import hardening
+from proxy.vault.hardening import PermissionProblem, check_private_file, protect_process
 
 REPO = Path(__file__).resolve().parent.parent
 PR_GET_DUMPABLE = 3
@@ -30,7 +30,7 @@ PR_SET_DUMPABLE = 4
 # Run in a child: report dumpability and the core limit before and after protect_process.
 PROTECTED_CHILD = f"""
 import ctypes, json, logging, resource
-from proxy.hardening import protect_process
+from proxy.vault.hardening import protect_process
 libc = ctypes.CDLL(None, use_errno=True)
 before = libc.prctl({PR_GET_DUMPABLE}, 0, 0, 0, 0)
 failed = protect_process(logging.getLogger("child"))
@@ -43,7 +43,7 @@ print(json.dumps({{"before": before, "failed": failed, "dumpable": libc.prctl({P
 # come first: that user may not be able to read the Python installation.
 BECOME_USER = f"""
 import ctypes, logging, os, sys
-from proxy.hardening import protect_process
+from proxy.vault.hardening import protect_process
 uid = int(sys.argv[1])
 if os.geteuid() != uid:
     os.setgroups([]); os.setgid(uid); os.setuid(uid)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
-from proxy.inbound import MAX_FIELDS, BadRequest, merge, parse_body, parse_form, parse_json, read_params
+from proxy.web.inbound import MAX_FIELDS, BadRequest, merge, parse_body, parse_form, parse_json, read_params
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

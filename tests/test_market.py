@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from proxy.market import SharedReads
-from proxy.upstream import UpstreamResponse
+from proxy.calls.shared_reads import SharedReads
+from proxy.upstream.client import UpstreamResponse
 
 OK = UpstreamResponse(200, b"{}", "application/json")
 KEY = ("GET", "/v1.1/ticker", "")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy import nonce as nonce_mod
-from proxy.nonce import MAX_NONCE, WINDOW, NonceSequence, NonceStateError, NonceStore, key_id
+from proxy.calls import nonce as nonce_mod
+from proxy.calls.nonce import MAX_NONCE, WINDOW, NonceSequence, NonceStateError, NonceStore, key_id
 
 KEY = "K-" + "0123456789abcdef0123456789abcdef01234567"
 OTHER_KEY = "K-" + "89abcdef0123456789abcdef0123456789abcdef"

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from proxy import policy, pretrade
-from proxy.config import Account
-from proxy.credentials import Secret
-from proxy.policy import PolicyDenied
-from proxy.scopes import AccountPolicy, Client, Destination
+from proxy.config.accounts import Account, AccountPolicy, Destination
+from proxy.config.clients import Client
+from proxy.exmo import methods
+from proxy.policy import pretrade
+from proxy.policy import rules as policy
+from proxy.policy.rules import PolicyDenied
+from proxy.vault.secret import Secret
 
 KEY = "K-" + "1" * 40
 
@@ -171,7 +173,7 @@ def test_client_with_both_opt_ins_may_withdraw() -> None:
 def test_halt_allowlist_keeps_unwinding_possible() -> None:
     """While halted, reads, cancels and closes pass; creation, updates and money out do not."""
     for method in ("order_cancel", "stop_market_order_cancel", "margin/user/position/close", "user_info"):
-        assert method in policy.ALLOWED_WHILE_HALTED
+        assert method in methods.ALLOWED_WHILE_HALTED
     for method in ("order_create", "stop_market_order_create", "margin/user/order/update",
                    "margin/user/position/margin_remove", "withdraw_crypt", "excode_create", "new_method"):
-        assert method not in policy.ALLOWED_WHILE_HALTED
+        assert method not in methods.ALLOWED_WHILE_HALTED

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from proxy.ratelimit import RateLimited, RateLimiter
+from proxy.calls.ratelimit import RateLimited, RateLimiter
 
 T0 = 1000.0
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.signing import Signer, encode_body, sign, sign_ws_login
+from proxy.exmo.signing import Signer, encode_body, sign, sign_ws_login
 
 # ccxt's offline-test dummy secret; the vectors below are copied from exmo-api.md §1.3.
 SECRET = b"secretsecret"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from proxy.turns import Turn
+from proxy.calls.turns import Turn
 
 
 async def test_a_free_turn_is_taken_at_once_even_with_no_patience() -> None:

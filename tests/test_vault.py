@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from proxy import vault
-from proxy.vault import FormatError, KdfParams, UnlockError, ValueAuthError
+from proxy.vault import encryption as vault
+from proxy.vault.encryption import FormatError, KdfParams, UnlockError, ValueAuthError
 
 PASSPHRASE = b"correct horse battery staple"
 SECRET = "S-" + "0123456789abcdef0123456789abcdef01234567"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from proxy.wire import WireClient, WireError
+from proxy.upstream.wire import WireClient, WireError
 
 Script = Callable[[bytes], list[bytes]]  # request bytes -> the pieces to write back
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy import yamlfile
-from proxy.yamlfile import ConfigError, Span
+from proxy.config import yamlfile
+from proxy.config.checks import ConfigError
+from proxy.config.yamlfile import Span
 
 KEY_A = "K-" + "0123456789abcdef0123456789abcdef01234567"
 KEY_B = "K-" + "89abcdef0123456789abcdef0123456789abcdef"

@@ -1,7 +1,7 @@
-"""The audit log: one JSON line per signed call in `state_dir/audit.jsonl` (SPEC §7).
+"""The audit log file: one JSON line per signed call in `state_dir/audit.jsonl` (SPEC §7), rotated.
 
-What an entry holds is fixed by `build_entry`, which takes only the fields it writes; nothing that holds
-the secret, `Sign`, a client token or the passphrase is a parameter, so none can reach the file.
+What an entry holds is entry.py's business; this module writes lines, rotates files and repairs a
+torn tail.
 
 Durability, and why there is no fsync per call:
 
@@ -9,7 +9,7 @@ Durability, and why there is no fsync per call:
   bytes are in the kernel's page cache, which belongs to the kernel, not to us: a kill -9 (or an OOM
   kill, or a crash of the interpreter) after that cannot lose them. Record before answering the client
   and every answered call has its complete line; an fsync per call would add a disk flush (milliseconds)
-  to every call on the key's ordered path (nonce.py) for no gain against a killed process.
+  to every call on the key's ordered path (calls/nonce.py) for no gain against a killed process.
 - A kill -9 landing *during* write() can still cut it at a page boundary: Linux copies page by page and
   stops at a fatal signal (mm/filemap.c `generic_perform_write`). That call was never answered, and
   `open()` moves such a torn last line aside to `audit.jsonl.torn`, so the file stays valid JSON lines.
@@ -27,102 +27,36 @@ import errno
 import json
 import logging
 import os
-import re
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.policy import MONEY_OUT
+from proxy.config.sections import AuditSettings
+from proxy.exmo.refusals import Refusal
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "audit.jsonl"
+DEFAULTS = AuditSettings()
 TORN_SUFFIX = ".torn"
-REDACTED = "***"
-# An audit of money leaving must show where it went and how much (exmo-api.md §2.2, §2.4).
-MONEY_OUT_KEPT = frozenset({"address", "invoice", "code", "amount", "currency", "transport"})
-# exmo-api.md §4.1 and §10: "Error 50052: Insufficient funds" and "40009: The nonce ..." both occur.
-_ERROR_CODE = re.compile(r"^(?:Error )?(\d+):")
 _CHUNK = 64 * 1024
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # made once, not per line
 
 
-@dataclass(frozen=True)
-class AuditSettings:
-    redact: frozenset[str] = frozenset()  # parameter names whose values are written as "***"
-    max_bytes: int = 16 * 1024 * 1024  # rotate before a write that would make the file larger
-    keep: int = 5  # rotated files kept: audit.jsonl.1 (newest) ... audit.jsonl.<keep>
-    fsync: bool = False  # fsync every entry before the answer: survives power loss, costs a disk flush
-
-
-class AuditError(Exception):
+class AuditError(Refusal):
     """An entry could not be written (full or read-only disk); the caller decides what that means."""
 
-    slug = "audit_unwritable"
+    status, slug = 503, "audit_unwritable"
 
-
-_second: tuple[int, str] = (-1, "")  # the last second formatted: most entries share it with the one before
-
-
-def _iso_utc(seconds: float) -> str:
-    global _second
-    whole, millis = divmod(int(seconds * 1000), 1000)
-    if _second[0] != whole:
-        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{millis:03d}Z"
-
-
-def _redacted(method: str, params: Sequence[tuple[str, str]], redact: frozenset[str]) -> dict[str, str]:
-    hidden = redact - MONEY_OUT_KEPT if method in MONEY_OUT else redact
-    return {name: REDACTED if name in hidden else value for name, value in params}
-
-
-def build_entry(*, request_id: str, client: str | None, account: str, method: str,
-                params: Sequence[tuple[str, str]], nonce: int | None, http_status: int,
-                exmo_result: bool | None, exmo_error_code: str | None, latency_ms: float, outcome: str,
-                settings: AuditSettings, now: Callable[[], float] = time.time) -> dict[str, Any]:
-    """One audit entry, keys in file order. Only these fields exist, so it cannot carry a secret, `Sign`,
-    a token or the passphrase. `params` become a dict: a repeated name keeps its last value."""
-    return {
-        "time": _iso_utc(now()), "request_id": request_id, "client": client, "account": account,
-        "method": method, "params": _redacted(method, params, settings.redact), "nonce": nonce,
-        "http_status": http_status, "exmo_result": exmo_result, "exmo_error_code": exmo_error_code,
-        "latency_ms": round(latency_ms, 1), "outcome": outcome,
-    }
-
-
-def exmo_outcome(status: int, body: bytes) -> tuple[bool | None, str | None]:
-    """EXMO's `result` and error code in an answer (exmo-api.md §4.1); (None, None) if it says neither.
-
-    Never raises. `status` is recorded by the caller as http_status; EXMO sends its own errors with 200,
-    so only the body decides here, whatever the status.
-    """
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
-    if not isinstance(doc, dict):  # user_cancelled_orders answers an array (§4.1)
-        return None, None
-    result = doc.get("result") if isinstance(doc.get("result"), bool) else None
-    error, failed = doc.get("error"), (False if result is None else result)
-    if isinstance(error, str) and error:  # an error text without `result` is still a failure
-        found = _ERROR_CODE.match(error)
-        return failed, found.group(1) if found else None
-    if isinstance(error, dict):  # margin: {"error": {"code": "140434", "msg": ...}}; §4.3 also shows an int
-        code = error.get("code")
-        return failed, str(code) if isinstance(code, str | int) and not isinstance(code, bool) else None
-    if doc.get("s") == "error":  # candles_history: {"s": "error", "errmsg": ...}
-        return False, None
-    return result, None
+    def explain(self) -> str:
+        return f"the audit log cannot be written ({self}); refusing to sign"
 
 
 class AuditLog:
     """The append-only file; `open()` before `record()`, `close()` at shutdown."""
 
-    def __init__(self, state_dir: Path, settings: AuditSettings = AuditSettings()) -> None:
+    def __init__(self, state_dir: Path, settings: AuditSettings = DEFAULTS) -> None:
         self.path = state_dir / FILE_NAME
         self.settings = settings
         self._fd: int | None = None
@@ -183,7 +117,7 @@ class AuditLog:
         if not written:
             return
         try:
-            os.ftruncate(fd, os.fstat(fd).st_size - written)  # one writer: state_dir is locked (nonce.py)
+            os.ftruncate(fd, os.fstat(fd).st_size - written)  # one writer: state_dir is locked
         except OSError:
             self._torn = True
 
@@ -191,9 +125,9 @@ class AuditLog:
         try:
             for number in range(self.settings.keep - 1, 0, -1):
                 with contextlib.suppress(FileNotFoundError):
-                    os.replace(_rotated(self.path, number), _rotated(self.path, number + 1))
+                    os.replace(rotated_path(self.path, number), rotated_path(self.path, number + 1))
             if self.settings.keep > 0:
-                os.replace(self.path, _rotated(self.path, 1))
+                os.replace(self.path, rotated_path(self.path, 1))
             else:
                 os.unlink(self.path)
         except OSError as exc:
@@ -201,7 +135,7 @@ class AuditLog:
         self.open()
 
 
-def _rotated(path: Path, number: int) -> Path:
+def rotated_path(path: Path, number: int) -> Path:
     return path.with_name(f"{path.name}.{number}")
 
 

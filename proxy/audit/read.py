@@ -1,6 +1,6 @@
 """Reading the audit log for `exmo-proxy audit tail|grep`: oldest first across rotated files.
 
-A torn or invalid line (see audit.py on kill -9 and power loss) is skipped, never an error.
+A torn or invalid line (see log.py on kill -9 and power loss) is skipped, never an error.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy.audit import FILE_NAME, _rotated
+from proxy.audit.log import FILE_NAME, rotated_path
 
 
 def _files(state_dir: Path, include_rotated: bool) -> list[Path]:
@@ -20,7 +20,7 @@ def _files(state_dir: Path, include_rotated: bool) -> list[Path]:
     path = state_dir / FILE_NAME
     numbers = [p.name[len(FILE_NAME) + 1:] for p in state_dir.glob(FILE_NAME + ".*")]
     rotated = sorted((int(n) for n in numbers if n.isdigit()), reverse=True) if include_rotated else []
-    return [_rotated(path, n) for n in rotated] + [path]
+    return [rotated_path(path, n) for n in rotated] + [path]
 
 
 def _lines(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:

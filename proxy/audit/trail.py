@@ -21,10 +21,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from proxy.audit import AuditError, AuditLog, AuditSettings, build_entry, exmo_outcome
-from proxy.inbound import Params
-from proxy.policy import PolicyDenied
-from proxy.upstream import UpstreamError, UpstreamResponse
+from proxy.audit.entry import build_entry
+from proxy.audit.log import AuditError, AuditLog
+from proxy.config.sections import AuditSettings
+from proxy.exmo.answers import exmo_outcome
+from proxy.exmo.signing import Params
+from proxy.policy.rules import PolicyDenied
+from proxy.upstream.client import UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class CallRecord:
         self.nonce = nonce
 
     def exmo(self) -> tuple[bool | None, str | None]:
-        """EXMO's `result` and error code in the answer, read once (audit.exmo_outcome)."""
+        """EXMO's `result` and error code in the answer, read once (exmo/answers.py)."""
         if self.response is None:
             return None, None
         if self._exmo is None:
@@ -66,6 +69,10 @@ class AuditTrail:
 
     def close(self) -> None:
         self.log.close()
+
+    def reconfigure(self, settings: AuditSettings) -> None:
+        """A reload's `audit:` section: redaction for the next entries, rotation for the next write."""
+        self.settings = self.log.settings = settings
 
     def ensure_writable(self) -> None:
         """Raise AuditError unless the log took its last entry (the caller then refuses to sign)."""

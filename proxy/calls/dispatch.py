@@ -13,20 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
-from proxy.answers import nonce_rejection, rate_limit_pause, require_api_answer
-from proxy.config import Account
-from proxy.credentials import Secret
-from proxy.inbound import Params
-from proxy.market import SharedReads
-from proxy.metrics import Metrics, method_class
-from proxy.nonce import NonceBook, NonceSequence
-from proxy.ratelimit import RateLimited, RateLimiter
-from proxy.signing import Signer, encode_body
-from proxy.turns import Turn
-from proxy.upstream import Upstream, UpstreamError, UpstreamResponse
+from proxy.calls.nonce import NonceBook, NonceSequence
+from proxy.calls.ratelimit import RateLimited, RateLimiter
+from proxy.calls.shared_reads import SharedReads
+from proxy.calls.turns import Turn
+from proxy.config.accounts import Account
+from proxy.config.sections import Limits
+from proxy.exmo.answers import nonce_rejection, rate_limit_pause
+from proxy.exmo.methods import method_class
+from proxy.exmo.refusals import Refusal
+from proxy.exmo.signing import Params, Signer, encode_body
+from proxy.telemetry.metrics import Metrics
+from proxy.upstream.client import Upstream, UpstreamError, UpstreamResponse, require_api_answer
+from proxy.vault.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +36,11 @@ FORM = "application/x-www-form-urlencoded"
 PUBLIC_BACKOFF_S = (0.2, 0.6)  # three tries: wait 0.2 s, then 0.6 s
 
 
-class NotSent(Exception):
+class NotSent(Refusal):
     """The call was dropped before a nonce was drawn: nothing reached EXMO, so it is safe to retry."""
 
     def __init__(self, status: int, slug: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.slug = slug
+        super().__init__(message, status=status, slug=slug)
 
 
 Waiting = Callable[[], bool]
@@ -78,7 +78,17 @@ class Dispatcher:
         self._account_limiters: dict[str, RateLimiter] = {}
         self._signers: dict[str, tuple[Secret, Signer]] = {}
         self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
-        self.default_wait_s = 10.0  # limits.max_wait_s, set by the app
+        self.default_wait_s = Limits.max_wait_s  # the config's, given by reconfigure()
+
+    def reconfigure(self, limits: Limits, cache: Mapping[str, float]) -> None:
+        """A reload's limits (rate, patience) and cache; calls already queued keep their patience."""
+        self.limiter.set_rate(limits.rate_per_second)
+        self.default_wait_s = limits.max_wait_s
+        self.shared.reconfigure(cache)
+
+    def begin_drain(self) -> None:
+        """SIGTERM: from now on, calls that have not been sent yet are answered 503 and not sent."""
+        self.draining = True
 
     def _account_limiter(self, account: Account) -> RateLimiter | None:
         rate = account.policy.rate_per_second
@@ -106,7 +116,7 @@ class Dispatcher:
     async def public(
         self, http_method: str, path: str, params: Params, max_wait_s: float
     ) -> UpstreamResponse:
-        """A public read: shared with identical ones in flight (market.py), retried on failure."""
+        """A public read: shared with identical ones in flight (shared_reads.py), retried on failure."""
         encoded = urlencode(params)
         method = path.split("/", 2)[2]
         # shared by everyone who joins: the configured patience, not the first caller's header
@@ -121,7 +131,7 @@ class Dispatcher:
         self, http_method: str, path: str, encoded: str, deadline: float
     ) -> UpstreamResponse:
         # Reads change nothing, so unlike signed calls they may be sent again (SPEC §7). Every
-        # failure, a non-JSON or 5xx answer included, arrives here as UpstreamError (answers.py).
+        # failure, a non-JSON or 5xx answer included, arrives here as UpstreamError (upstream/client.py).
         for backoff in PUBLIC_BACKOFF_S:
             try:
                 return await self._public_attempt(http_method, path, encoded, deadline)

@@ -33,11 +33,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from proxy.calls.turns import Turn
 from proxy.durable import write_atomic
-from proxy.turns import Turn
+from proxy.exmo.refusals import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,13 @@ WINDOW = 10_000  # one fsync per 10 s of clock, or per 10,000 calls
 MAX_NONCE = 2**63 - 1  # EXMO accepts 19-digit UnixNano nonces (§3); stay below int64
 
 
-class NonceStateError(Exception):
+class NonceStateError(Refusal):
     """The nonce state cannot be read or made durable; signing must stop."""
 
-    slug = "state_unwritable"
+    status, slug = 503, "state_unwritable"
+
+    def explain(self) -> str:
+        return f"{self}; refusing to sign"
 
 
 class NonceExhausted(NonceStateError):
@@ -197,6 +201,11 @@ class NonceBook:
     def problem(self) -> str | None:
         """Why signing is refused right now, if the nonce state cannot be written."""
         return self._store.last_error
+
+    def load_keys(self, api_keys: Iterable[str]) -> None:
+        """Read every key's state now: a bad state file fails start-up, or refuses a reload, here."""
+        for api_key in api_keys:
+            self.sequence(api_key)
 
     def sequence(self, api_key: str) -> NonceSequence:
         if api_key not in self._sequences:

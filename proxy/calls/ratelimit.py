@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from proxy.exmo.refusals import Refusal
 
 
-class RateLimited(Exception):
-    """The wait for a sending slot would exceed the caller's patience."""
+class RateLimited(Refusal):
+    """The wait for a sending slot (or for the account's turn) would exceed the caller's patience."""
+
+    status, slug = 429, "rate_limited"
 
     def __init__(self, retry_after_s: float, message: str = "") -> None:
         super().__init__(message or f"rate limit queue full; retry after {retry_after_s:.1f}s")
@@ -25,6 +29,10 @@ class RateLimited(Exception):
     @property
     def retry_after_header(self) -> str:
         return str(max(1, math.ceil(self.retry_after_s)))
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"Retry-After": self.retry_after_header}
 
 
 JITTER_MARGIN = 0.10

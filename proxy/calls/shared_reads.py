@@ -1,4 +1,4 @@
-"""Public market data shared between bots: one upstream call for identical requests, optional TTL.
+"""Public reads shared between bots: one upstream call for identical requests, optional TTL.
 
 Ten bots asking for the same `ticker` at the same moment cost one of EXMO's 10 requests/second, not
 ten: the first request goes out and the others wait for its answer (single flight). With
@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from proxy.upstream import UpstreamResponse
+from proxy.upstream.client import UpstreamResponse
 
 MAX_ENTRIES = 1024
 MAX_BYTES = 32 * 1024 * 1024  # clients choose the keys (any query string): bound the memory
@@ -43,6 +43,11 @@ class SharedReads:
 
     def clear(self) -> None:
         self._cache.clear()
+
+    def reconfigure(self, ttl: Mapping[str, float]) -> None:
+        """A reload's `cache:` section; answers kept under the old one are dropped."""
+        self.ttl = dict(ttl)
+        self.clear()
 
     def _landed(self, method: str, key: Key, done: asyncio.Future[UpstreamResponse]) -> None:
         self._inflight.pop(key, None)

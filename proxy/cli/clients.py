@@ -1,6 +1,6 @@
 """`exmo-proxy client add|remove|list`: bearer tokens for bots, scoped to accounts and methods.
 
-`add` prints the new token once and stores only its SHA-256 (clients.py). Like the account
+`add` prints the new token once and stores only its SHA-256 (config/clients.py). Like the account
 commands, edits change only their own lines and are written atomically with mode 0600.
 """
 
@@ -10,11 +10,11 @@ import copy
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxy import clients, yamlfile
-from proxy.config import check_name, validate
-from proxy.console import Console
-from proxy.manage import open_editable, remove_entry, save_edit
-from proxy.yamlfile import ConfigError
+from proxy.cli.console import Console
+from proxy.cli.editing import open_editable, remove_entry, save_edit
+from proxy.config import clients, yamlfile
+from proxy.config.checks import ConfigError, check_name
+from proxy.config.model import validate
 
 
 def _client_lines(name: str, digest: str, accounts: Sequence[str], allow: Sequence[str]) -> list[str]:

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from proxy.credentials import Secret
-from proxy.yamlfile import ConfigError
+from proxy.config.checks import ConfigError
+from proxy.vault.secret import Secret
 
 Out = Callable[[str], None]
 

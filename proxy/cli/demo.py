@@ -13,11 +13,13 @@ import tempfile
 from pathlib import Path
 
 from proxy import simulator
-from proxy.config import Listen, load_config
-from proxy.credentials import PassphraseSources, Secret
+from proxy.config.addresses import Listen
+from proxy.config.load import load_config
+from proxy.config.template import new_config_text
 from proxy.durable import create_exclusive
-from proxy.manage import new_config_text
-from proxy.server import serve
+from proxy.ops.server import serve
+from proxy.vault.passphrase import PassphraseSources
+from proxy.vault.secret import Secret
 
 
 def _curl_lines(base: str) -> str:

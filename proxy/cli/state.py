@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from proxy import auditread, halt, nonce, yamlfile
-from proxy.config import validate
-from proxy.console import Console
-from proxy.yamlfile import ConfigError
+from proxy.audit import read as auditread
+from proxy.calls import nonce
+from proxy.cli.console import Console
+from proxy.config import yamlfile
+from proxy.config.checks import ConfigError
+from proxy.config.model import validate
+from proxy.policy import halt
 
 
 def resolve_state_dir(path: Path, override: str | None) -> Path:

@@ -1,9 +1,9 @@
-"""What an account and a client may do, as written in the config: parsing and validation.
+"""Accounts as the config states them: API key, secret (sealed or open) and what the account may do.
 
 An account's `AccountPolicy` (allow list, read-only, withdrawals, withdrawal addresses, pairs and
-order-size limits) and a `Client` (token hash, accounts, allow list) are parsed here into frozen
-values; `policy.py` applies them to requests. Limits are Decimals parsed from the text the user
-wrote, never floats.
+order-size limits) is parsed here into frozen values; policy/ applies it to requests. Limits are
+Decimals parsed from the text the user wrote, never floats. The same `AccountOf` holds the secret as
+the file has it (the `enc:v1:` text, a `SealedAccount`) and, once decrypted, as a `Secret` (`Account`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from proxy.yamlfile import ConfigError
+from proxy.config.checks import ConfigError, check_api_key, check_bool, check_keys, check_name, check_string
+from proxy.vault.encryption import VALUE_PREFIX
+from proxy.vault.secret import Secret
 
 METHOD_NAME = re.compile(r"^[a-z0-9_]+(?:/[a-z0-9_]+)*$")
 PAIR_NAME = re.compile(r"^[A-Z0-9]{2,12}_[A-Z0-9]{2,12}$")
-TOKEN_HASH = re.compile(r"^[0-9a-f]{64}$")
 
 POLICY_KEYS = {"allow", "allow_withdrawals", "read_only", "withdraw_addresses", "allowed_pairs",
                "max_order_quantity", "max_order_notional", "rate_per_second"}
-CLIENT_KEYS = {"token_sha256", "accounts", "allow"}
+ACCOUNT_KEYS = {"key", "secret", *POLICY_KEYS}
 
 
 def _empty() -> Mapping[str, Decimal]:
@@ -52,23 +53,7 @@ class AccountPolicy:
     rate_per_second: float | None = None  # this account's own pace, under the shared limit
 
 
-@dataclass(frozen=True)
-class Client:
-    """A bot holding a bearer token; only the token's SHA-256 is ever stored."""
-
-    name: str
-    token_sha256: str = field(repr=False)
-    accounts: frozenset[str]
-    allow: frozenset[str] | None = None
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: must be true or false")
-    return value
-
-
-def _names(value: Any, where: str, pattern: re.Pattern[str], example: str) -> frozenset[str]:
+def name_list(value: Any, where: str, pattern: re.Pattern[str], example: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}: must be a list, e.g. {example}")
     bad = [v for v in value if not pattern.match(v)]
@@ -78,7 +63,7 @@ def _names(value: Any, where: str, pattern: re.Pattern[str], example: str) -> fr
 
 
 def method_list(value: Any, where: str) -> frozenset[str] | None:
-    return None if value is None else _names(value, where, METHOD_NAME, "[user_info, order_create]")
+    return None if value is None else name_list(value, where, METHOD_NAME, "[user_info, order_create]")
 
 
 def _decimal(value: Any, where: str) -> Decimal:
@@ -135,10 +120,10 @@ def account_policy(entry: Mapping[str, Any], where: str) -> AccountPolicy:
     pairs = entry.get("allowed_pairs")
     return AccountPolicy(
         allow=method_list(entry.get("allow"), f"{where}.allow"),
-        allow_withdrawals=_bool(entry.get("allow_withdrawals", False), f"{where}.allow_withdrawals"),
-        read_only=_bool(entry.get("read_only", False), f"{where}.read_only"),
+        allow_withdrawals=check_bool(entry.get("allow_withdrawals", False), f"{where}.allow_withdrawals"),
+        read_only=check_bool(entry.get("read_only", False), f"{where}.read_only"),
         withdraw_addresses=_addresses(entry.get("withdraw_addresses"), f"{where}.withdraw_addresses"),
-        allowed_pairs=None if pairs is None else _names(pairs, f"{where}.allowed_pairs", PAIR_NAME,
+        allowed_pairs=None if pairs is None else name_list(pairs, f"{where}.allowed_pairs", PAIR_NAME,
                                                         "[BTC_USDT, ETH_USDT]"),
         max_order_quantity=_pair_limits(entry.get("max_order_quantity"), f"{where}.max_order_quantity"),
         max_order_notional=_pair_limits(entry.get("max_order_notional"), f"{where}.max_order_notional"),
@@ -154,18 +139,43 @@ def _rate(value: Any, where: str) -> float | None:
     return float(value)
 
 
-def client(name: str, raw: Any, accounts: frozenset[str]) -> Client:
-    where = f"clients.{name}"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a mapping (create clients with `exmo-proxy client add`)")
-    unknown = sorted(str(k) for k in raw if k not in CLIENT_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown key {where}.{unknown[0]} (allowed: {', '.join(sorted(CLIENT_KEYS))})")
-    token_hash = raw.get("token_sha256")
-    if not isinstance(token_hash, str) or not TOKEN_HASH.match(token_hash):
-        raise ConfigError(f"{where}.token_sha256: must be 64 lower-case hex digits (`exmo-proxy client add`)")
-    names = _names(raw.get("accounts"), f"{where}.accounts", re.compile(r"^[A-Za-z0-9_-]+$"), "[main]")
-    missing = sorted(names - accounts)
-    if missing:
-        raise ConfigError(f"{where}.accounts: {missing[0]!r} is not one of accounts")
-    return Client(name, token_hash, names, method_list(raw.get("allow"), f"{where}.allow"))
+SecretT = TypeVar("SecretT")
+
+
+def secret_path(name: str) -> str:
+    """An account secret's dotted YAML path: the associated data its encryption is bound to."""
+    return f"accounts.{name}.secret"
+
+
+@dataclass(frozen=True)
+class AccountOf(Generic[SecretT]):
+    """One account: its name, EXMO API key, secret and rules. The secret never shows in a repr."""
+
+    name: str
+    key: str
+    secret: SecretT = field(repr=False)
+    policy: AccountPolicy = field(default_factory=AccountPolicy)
+
+    @property
+    def secret_path(self) -> str:
+        return secret_path(self.name)
+
+
+SealedAccount = AccountOf[str]  # as read from the file: the secret is its `enc:v1:` text
+Account = AccountOf[Secret]  # decrypted: what the daemon signs with
+
+
+def sealed_account(name: Any, raw: Any) -> SealedAccount:
+    where = f"accounts.{check_name(name, 'accounts')}"
+    entry = check_keys(raw, ACCOUNT_KEYS, where)
+    for required in ("key", "secret"):
+        if required not in entry:
+            raise ConfigError(f"{where}.{required}: missing")
+    secret = check_string(entry["secret"], f"{where}.secret")
+    if not secret.startswith(VALUE_PREFIX):
+        raise ConfigError(
+            f"{where}.secret: a plaintext secret is refused; store it encrypted with "
+            f"`exmo-proxy account set-secret {name}`"
+        )
+    return SealedAccount(name, check_api_key(entry["key"], f"{where}.key"), secret,
+                         account_policy(entry, where))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.yamlfile import ConfigError
+from proxy.config.checks import ConfigError
 
 DEFAULT_UPSTREAM = "https://api.exmo.com"
 DEFAULT_SOCKET_MODE = 0o660
@@ -48,7 +48,7 @@ class Listen:
         return f"http://{host}:{self.port}"
 
 
-@functools.lru_cache(maxsize=256)  # asked on every request (guard.py); hosts are few
+@functools.lru_cache(maxsize=256)  # asked on every request (web/guard.py); hosts are few
 def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True

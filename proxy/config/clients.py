@@ -1,21 +1,34 @@
-"""Client tokens: generation, the stored hash, and authentication of `Authorization: Bearer`.
+"""Clients: bots holding a bearer token, scoped to accounts and methods, as the config states them.
 
 A token is 256 random bits, shown once by `exmo-proxy client add`; the config keeps only its
-SHA-256 (a fast hash is enough for a random 256-bit value: there is nothing to brute-force). Every
-configured hash is compared in constant time, with no early exit, so timing says nothing about which
-client or how many bytes matched.
+SHA-256 (a fast hash is enough for a random 256-bit value: there is nothing to brute-force).
+Checking a presented token is web/auth.py's job.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
+import re
 import secrets
-from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from proxy.scopes import Client
+from proxy.config.accounts import method_list, name_list
+from proxy.config.checks import ConfigError
 
 TOKEN_PREFIX = "exmo-proxy_"  # noqa: S105 - a recognisable prefix, not a secret
+TOKEN_HASH = re.compile(r"^[0-9a-f]{64}$")
+CLIENT_KEYS = {"token_sha256", "accounts", "allow"}
+
+
+@dataclass(frozen=True)
+class Client:
+    """A bot holding a bearer token; only the token's SHA-256 is ever stored."""
+
+    name: str
+    token_sha256: str = field(repr=False)
+    accounts: frozenset[str]
+    allow: frozenset[str] | None = None
 
 
 def new_token() -> str:
@@ -26,21 +39,18 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
-
-
-def authenticate(header: str | None, clients: Mapping[str, Client]) -> Client | None:
-    """The client whose token is in `header`, or None."""
-    token = bearer_token(header)
-    if token is None:
-        return None
-    presented = token_hash(token)
-    found: Client | None = None
-    for client in clients.values():
-        if hmac.compare_digest(presented, client.token_sha256):
-            found = client
-    return found
+def client(name: str, raw: Any, accounts: frozenset[str]) -> Client:
+    where = f"clients.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping (create clients with `exmo-proxy client add`)")
+    unknown = sorted(str(k) for k in raw if k not in CLIENT_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key {where}.{unknown[0]} (allowed: {', '.join(sorted(CLIENT_KEYS))})")
+    token_hash = raw.get("token_sha256")
+    if not isinstance(token_hash, str) or not TOKEN_HASH.match(token_hash):
+        raise ConfigError(f"{where}.token_sha256: must be 64 lower-case hex digits (`exmo-proxy client add`)")
+    allowed = name_list(raw.get("accounts"), f"{where}.accounts", re.compile(r"^[A-Za-z0-9_-]+$"), "[main]")
+    missing = sorted(allowed - accounts)
+    if missing:
+        raise ConfigError(f"{where}.accounts: {missing[0]!r} is not one of accounts")
+    return Client(name, token_hash, allowed, method_list(raw.get("allow"), f"{where}.allow"))

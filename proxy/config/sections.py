@@ -1,26 +1,31 @@
-"""The optional tuning sections of the config: `limits`, `audit`, `cache`, and the feature switches.
+"""The config's sections: `limits`, `audit`, `cache`, `encryption`, and the top-level switches.
 
 Each parser takes the raw YAML value (or None when the section is absent), checks every key and
-range, and returns a frozen value; problems are a ConfigError naming the dotted key.
+range, and returns a frozen value; problems are a ConfigError naming the dotted key. A field marked
+`RESTART_ONLY` keeps its old value on a SIGHUP reload (model.keep_restart_only).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from proxy.audit import AuditSettings
-from proxy.policy import PUBLIC_METHODS
-from proxy.yamlfile import ConfigError
+from proxy.config.checks import ConfigError, check_keys, check_string
+from proxy.exmo.methods import PUBLIC_METHODS
+from proxy.vault.encryption import FORMAT_VERSION, FormatError, KdfParams, b64decode
+
+RESTART_ONLY = MappingProxyType({"restart_only": True})  # dataclass field metadata: see the docstring
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
 class Limits:
     rate_per_second: float = 10.0
-    max_body_bytes: int = 65536
+    max_body_bytes: int = field(default=65536, metadata=RESTART_ONLY)  # aiohttp's own cap is set at start
     upstream_timeout_s: float = 15.0
     connect_timeout_s: float = 5.0
     max_wait_s: float = 10.0  # below common bot timeouts (ccxt: 10 s)
@@ -30,19 +35,6 @@ LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
     "rate_per_second": (0.1, 100_000), "max_body_bytes": (256, 16 * 1024 * 1024),
     "upstream_timeout_s": (0.1, 600), "connect_timeout_s": (0.1, 120), "max_wait_s": (0, 600),
 }
-
-
-def check_keys(mapping: Any, allowed: set[str], where: str) -> dict[str, Any]:
-    if not isinstance(mapping, dict):
-        raise ConfigError(f"{where}: must be a mapping")
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        label = f"{where}." if where else ""
-        raise ConfigError(
-            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(label + k for k in unknown)}"
-            f" (allowed: {', '.join(sorted(allowed))})"
-        )
-    return mapping
 
 
 def limits(raw: Any) -> Limits:
@@ -82,7 +74,7 @@ class Features:
 
     access_log: bool = True
     metrics: bool = True
-    event_loop: str = "auto"  # auto: uvloop when it is installed, else asyncio
+    event_loop: str = field(default="auto", metadata=RESTART_ONLY)  # auto: uvloop if installed, else asyncio
 
 
 FEATURE_KEYS = {"access_log", "metrics", "event_loop"}
@@ -102,6 +94,14 @@ def features(doc: Mapping[str, Any]) -> Features:
     return Features(event_loop=loop, **found)
 
 
+@dataclass(frozen=True)
+class AuditSettings:
+    redact: frozenset[str] = frozenset()  # parameter names whose values are written as "***"
+    max_bytes: int = 16 * 1024 * 1024  # rotate before a write that would make the file larger
+    keep: int = 5  # rotated files kept: audit.jsonl.1 (newest) ... audit.jsonl.<keep>
+    fsync: bool = False  # fsync every entry before the answer: survives power loss, costs a disk flush
+
+
 def audit(raw: Any) -> AuditSettings:
     values = check_keys(raw if raw is not None else {}, {"redact", "max_bytes", "keep", "fsync"}, "audit")
     redact = values.get("redact", [])
@@ -119,3 +119,21 @@ def audit(raw: Any) -> AuditSettings:
     return AuditSettings(redact=frozenset(redact), max_bytes=max_bytes, keep=keep, fsync=fsync)
 
 
+def encryption(raw: Any) -> tuple[KdfParams, str]:
+    """The `encryption` header `init` writes: Argon2id parameters (bounded) and the wrapped data key."""
+    enc = check_keys(raw, {"version", "kdf", "wrapped_key"}, "encryption")
+    if enc.get("version") != FORMAT_VERSION:
+        raise ConfigError(f"encryption.version: must be {FORMAT_VERSION}")
+    kdf = check_keys(enc.get("kdf"), {"alg", "m", "t", "p", "salt"}, "encryption.kdf")
+    if kdf.get("alg") != "argon2id":
+        raise ConfigError("encryption.kdf.alg: must be argon2id")
+    for name in ("m", "t", "p"):
+        if isinstance(kdf.get(name), bool) or not isinstance(kdf.get(name), int):
+            raise ConfigError(f"encryption.kdf.{name}: must be an integer")
+    try:
+        salt = b64decode(check_string(kdf.get("salt"), "encryption.kdf.salt"), "encryption.kdf.salt")
+        params = KdfParams(salt=salt, m=kdf["m"], t=kdf["t"], p=kdf["p"])
+        params.check_bounds()
+    except FormatError as exc:
+        raise ConfigError(str(exc)) from None
+    return params, check_string(enc.get("wrapped_key"), "encryption.wrapped_key")

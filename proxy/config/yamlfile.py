@@ -16,9 +16,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(Exception):
-    """The config is unusable; the message names the file and the dotted key."""
+from proxy.config.checks import ConfigError
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

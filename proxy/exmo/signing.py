@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 from urllib.parse import urlencode
 
-Params = Sequence[tuple[str, str]]
+Params = tuple[tuple[str, str], ...]  # one call's parameters, in the order the client sent them
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")  # what urlencode (quote_plus) leaves as it is
 
 
-def encode_body(params: Params, nonce: int) -> bytes:
+def encode_body(params: Sequence[tuple[str, str]], nonce: int) -> bytes:
     """Form body with `nonce` first, as ccxt sends it (exmo-api.md §1.2); order otherwise kept.
 
     Byte for byte what `urlencode` makes; parameters that need no escaping (nearly all: pairs,

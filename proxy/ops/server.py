@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import http.client
 import importlib
 import logging
 import os
@@ -20,14 +19,13 @@ import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.app import apply_config, begin_drain, create_app, create_management_app
-from proxy.config import Config
-from proxy.sdnotify import keep_watchdog_fed, notify, watchdog_interval
-from proxy.yamlfile import ConfigError
+from proxy.config.checks import ConfigError
+from proxy.config.model import Config
+from proxy.ops.sdnotify import keep_watchdog_fed, notify, watchdog_interval
+from proxy.web.app import apply_config, begin_drain, create_app, create_management_app
 
 log = logging.getLogger(__name__)
 
@@ -175,36 +173,3 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
             with contextlib.suppress(OSError):
                 os.unlink(config.listen.unix_path)
     log.info("stopped")
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
-
-
-def health_check(target: str, timeout: float = 3.0) -> tuple[bool, str]:
-    """GET /healthz on `target` (an http URL or unix:/path); (ok, what happened)."""
-    if target.startswith("unix:"):
-        conn: http.client.HTTPConnection = _UnixHTTPConnection(target[5:], timeout)
-        path = "/healthz"
-    else:
-        parts = urlsplit(target)
-        if parts.scheme != "http" or not parts.hostname:
-            return False, f"not an http:// URL: {target}"
-        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-        path = parts.path if parts.path not in ("", "/") else "/healthz"
-    try:
-        conn.request("GET", path)
-        status = conn.getresponse().status
-    except (OSError, http.client.HTTPException) as exc:
-        return False, f"{target}: {getattr(exc, 'strerror', None) or exc or type(exc).__name__}"
-    finally:
-        conn.close()
-    return status == 200, f"{target}: HTTP {status}"

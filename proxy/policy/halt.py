@@ -2,7 +2,8 @@
 
 The switch is a small file in `state_dir` (written atomically, mode 0600), so the CLI needs no
 connection to the daemon and a restart keeps it. The daemon looks for it (one stat) only when a call
-is not a read or a cancel/close (policy.ALLOWED_WHILE_HALTED), so those are never slowed or blocked.
+is not a read or a cancel/close (exmo.methods.ALLOWED_WHILE_HALTED), so those are never slowed or
+blocked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from pathlib import Path
 
 from proxy.durable import write_atomic
+from proxy.exmo.methods import ALLOWED_WHILE_HALTED
+from proxy.policy.rules import PolicyDenied
 
 HALT_FILE = "halt.json"
 
@@ -30,6 +33,13 @@ def _halt_file(state_dir: Path) -> str:
 
 def is_halted(state_dir: Path) -> bool:
     return os.path.exists(_halt_file(state_dir))  # one stat per trading call, no Path objects
+
+
+def check(state_dir: Path, method: str) -> None:
+    """Raise PolicyDenied while halted, unless `method` is a read, a cancel or a close."""
+    if method not in ALLOWED_WHILE_HALTED and is_halted(state_dir):
+        raise PolicyDenied("halted", f"trading is halted: {method} is refused until `exmo-proxy halt"
+                                     " off`; cancels, reads and balances still work")
 
 
 def halt_info(state_dir: Path) -> dict[str, object] | None:

@@ -18,10 +18,10 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from proxy.config import Account
-from proxy.inbound import Params
-from proxy.policy import MONEY_OUT, ORDER_CREATE, PolicyDenied, is_known_private
-from proxy.scopes import AccountPolicy, Destination
+from proxy.config.accounts import Account, AccountPolicy, Destination
+from proxy.exmo.methods import MONEY_OUT, ORDER_CREATE, is_known_private
+from proxy.exmo.signing import Params
+from proxy.policy.rules import PolicyDenied
 
 TOTAL_TYPES = frozenset({"market_buy_total", "market_sell_total"})
 PRICED_TYPES = frozenset({"buy", "sell", "limit_buy", "limit_sell", "stop_limit_buy", "stop_limit_sell"})

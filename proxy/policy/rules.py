@@ -1,4 +1,4 @@
-"""What may be signed: method tables and the pure checks on method, account and client.
+"""The rules on method, account and client: the pure checks before anything is signed.
 
 Rules, in the order they are applied (the first that refuses names itself in the 403):
 client may use the account → money out needs the account's `allow_withdrawals` and, for a client,
@@ -8,65 +8,23 @@ the client's `allow` list. Nothing here does I/O (exmo-api.md §2, SPEC §6).
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # config imports audit, which imports this module's tables
-    from proxy.config import Account
-    from proxy.scopes import Client
-
-# exmo-api.md §2.1: answered without a signature, by GET or POST.
-PUBLIC_METHODS = frozenset({
-    "trades", "order_book", "ticker", "pair_settings", "currency", "currency/list/extended",
-    "required_amount", "candles_history", "payments/providers/crypto/list",
-})
-# exmo-api.md §2.2 / §2.3 "READ": change nothing in the account.
-READ_METHODS = frozenset({
-    "user_info", "user_open_orders", "user_trades", "user_cancelled_orders", "order_trades",
-    "deposit_address", "withdraw_get_txid", "code_check", "wallet_history", "wallet_operations",
-    "margin/currency/list", "margin/pair/list", "margin/settings", "margin/funding/list", "margin/user/info",
-    "margin/user/order/list", "margin/user/order/history", "margin/user/order/trades",
-    "margin/user/order/max_quantity", "margin/user/position/list", "margin/user/position/margin_remove_info",
-    "margin/user/position/margin_add_info", "margin/user/wallet/list", "margin/user/wallet/history",
-    "margin/user/trade/list", "margin/trades", "margin/liquidation/feed",
-})
-# exmo-api.md §2.2 / §2.3 "TRADE" and value in/out.
-ORDER_CREATE = frozenset({"order_create", "stop_market_order_create", "margin/user/order/create"})
-TRADE_METHODS = ORDER_CREATE | frozenset({
-    "order_cancel", "stop_market_order_cancel", "margin/user/order/update", "margin/user/order/cancel",
-    "margin/user/position/close", "margin/user/position/margin_add", "margin/user/position/margin_remove",
-})
-# exmo-api.md §2.4: value leaves the account (EX-CODE is a bearer voucher).
-MONEY_OUT = frozenset({"withdraw_crypt", "excode_create"})
-PRIVATE_METHODS = READ_METHODS | TRADE_METHODS | MONEY_OUT | frozenset({"excode_load"})
-# While halted only these pass: reads, and what reduces risk. An allowlist, so a method EXMO adds
-# later is stopped too. The panic button must never block a cancel or a close.
-UNWIND_METHODS = frozenset({
-    "order_cancel", "stop_market_order_cancel", "margin/user/order/cancel", "margin/user/position/close",
-})
-ALLOWED_WHILE_HALTED = READ_METHODS | UNWIND_METHODS
-
-_METHOD = re.compile(r"^[a-z0-9_]{1,64}(?:/[a-z0-9_]{1,64}){0,5}$")
+from proxy.config.accounts import Account
+from proxy.config.clients import Client
+from proxy.exmo.methods import MONEY_OUT, READ_METHODS
+from proxy.exmo.refusals import Refusal
 
 
-class PolicyDenied(Exception):
-    """The request is refused by a rule; `rule` is the machine-readable slug."""
+class PolicyDenied(Refusal):
+    """The request is refused by a rule (403); the rule's name is the slug."""
+
+    status = 403
 
     def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
+        super().__init__(message, slug=rule)
 
-
-def is_valid_method(method: str) -> bool:
-    return bool(_METHOD.match(method))
-
-
-def is_public(method: str) -> bool:
-    return method in PUBLIC_METHODS
-
-
-def is_known_private(method: str) -> bool:
-    return method in PRIVATE_METHODS
+    @property
+    def rule(self) -> str:
+        return self.slug
 
 
 def check_client(client: Client | None, account: Account, method: str) -> None:

@@ -13,7 +13,6 @@ on every increment; with three or four per call that was measurable, bench/RESUL
 from __future__ import annotations
 
 import bisect
-import functools
 from collections import Counter
 from collections.abc import Iterator
 
@@ -22,25 +21,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from proxy import __version__, policy
+from proxy import __version__
+from proxy.exmo.methods import method_class
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UPSTREAM_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 REQUEST_LABELS = ("route", "account", "method_class", "outcome")
 QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-
-
-@functools.lru_cache(maxsize=512)  # method names are validated words; a few dozen exist
-def method_class(method: str | None) -> str:
-    if method is None:
-        return "none"
-    if policy.is_public(method):
-        return "public"
-    if method in policy.MONEY_OUT:
-        return "money_out"
-    if method in policy.TRADE_METHODS:
-        return "trade"
-    return "read" if method in policy.READ_METHODS else "other"
 
 
 class _Histogram:
@@ -81,6 +68,10 @@ class Metrics:
         self.queue_wait: dict[str, _Histogram] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_Collector(self))
+
+    def configure(self, enabled: bool) -> None:
+        """A reload switched metrics on or off (`metrics:` in the config); counts so far are kept."""
+        self.enabled = enabled
 
     def upstream_time(self, method_class_: str, seconds: float) -> None:
         if self.enabled:

@@ -3,7 +3,8 @@
 Failures are classified by whether the request could have reached EXMO. Before the connection is
 made (refused, DNS, TLS) nothing was sent and the client may retry. After it is sent (a timeout, a
 reset mid-answer) the outcome is unknown: a private call is never resent, and the client is told
-to check its orders before trying again (SPEC §7). The HTTP client is wire.py.
+to check its orders before trying again (SPEC §7). Only EXMO's JSON counts as an answer: anything
+else is an `upstream_invalid` error too (`require_api_answer`). The HTTP client is wire.py.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from proxy import __version__
-from proxy.config import Limits
-from proxy.wire import WireClient, WireError
+from proxy.config.sections import Limits
+from proxy.exmo.refusals import Refusal
+from proxy.upstream.wire import WireClient, WireError
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 USER_AGENT = f"exmo-signing-proxy/{__version__}"
@@ -31,13 +33,12 @@ class UpstreamResponse:
     content_type: str
 
 
-class UpstreamError(Exception):
-    """EXMO could not be reached or answered badly; `status` is 502 or 504."""
+class UpstreamError(Refusal):
+    """EXMO could not be reached or answered badly; `status` is 502 or 504, `sent` says whether the
+    request may have reached EXMO (then its outcome is unknown)."""
 
     def __init__(self, status: int, slug: str, message: str, *, sent: bool) -> None:
-        super().__init__(message)
-        self.status = status
-        self.slug = slug
+        super().__init__(message, status=status, slug=slug)
         self.sent = sent
 
 
@@ -105,3 +106,18 @@ class Upstream:
 def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
+
+
+def require_api_answer(resp: UpstreamResponse, base_url: str, private: bool) -> UpstreamResponse:
+    """EXMO's API answers JSON (errors too, with HTTP 200). Anything else — an HTML error page from a
+    proxy in front of it, a redirect, an empty body — is not an answer a bot can read: it becomes a
+    502 that says what came back and, for a signed call, that its outcome is unknown."""
+    start = resp.body.lstrip()[:1]
+    if resp.status < 300 and start in (b"{", b"["):
+        return resp
+    what = f"HTTP {resp.status}" + (f" ({resp.content_type.split(';')[0]})" if resp.content_type else "")
+    if 300 <= resp.status < 400:
+        what += ", a redirect (not followed)"
+    advice = f"outcome unknown: {UNKNOWN_HINT}" if private else "retry the request"
+    raise UpstreamError(502, "upstream_invalid", f"upstream {base_url} answered {what} instead of EXMO's"
+                                                 f" JSON; {advice}", sent=True)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from proxy.http1 import AnswerReader, Malformed
+from proxy.upstream.http1 import AnswerReader, Malformed
 
 MIN_ANSWER_S = 0.05  # a request is not written with less time than this left for its answer
 

@@ -1,8 +1,7 @@
-"""Secrets in memory and where the passphrase comes from (SPEC §3).
+"""Where the passphrase comes from (SPEC §3), in the documented order.
 
-`Secret` holds a secret string so that nothing can print it by accident: its repr and str are
-redacted and it refuses to be pickled. The passphrase is looked up in the documented order; it is
-never taken from argv or from an environment value (only a *path* may come from the environment).
+It is never taken from argv or from an environment value (only a *path* may come from the
+environment); a passphrase file must be private to its owner (hardening.py).
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
-from proxy.hardening import PermissionProblem, check_private_file
+from proxy.vault.hardening import PermissionProblem, check_private_file
+from proxy.vault.secret import Secret
 
 PASSPHRASE_ENV = "EXMO_PROXY_PASSPHRASE_FILE"  # noqa: S105 - the name of a variable holding a path
 CREDENTIAL_NAME = "exmo-proxy-passphrase"
@@ -24,32 +23,6 @@ DOCKER_SECRET = Path("/run/secrets") / CREDENTIAL_NAME
 MIN_PASSPHRASE = 8
 
 log = logging.getLogger(__name__)
-
-
-class Secret:
-    """A secret string whose repr/str never show it; `reveal()` is the only way in."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def encode(self) -> bytes:
-        return self._value.encode("utf-8")
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("Secret values cannot be pickled")
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
 
 
 class PassphraseError(Exception):

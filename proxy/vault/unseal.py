@@ -3,7 +3,7 @@
 Why: Argon2id takes 64 MiB for a moment and `cryptography` ~7 MiB of libraries for good; in a child,
 neither stays in the long-running daemon (bench/RESULTS.md has the RSS), and the unlock runs on another
 core while the daemon imports its server code, which shortens the cold start. `exmo-proxy check` and the
-management commands still decrypt in-process (vault.py): they exit right after.
+management commands still decrypt in-process (encryption.py): they exit right after.
 
 The passphrase goes to the child on its stdin and the decrypted values come back on its stdout: pipes,
 never argv, the environment or a file. The child runs in isolated mode (`-I`: no PYTHON* variables, no
@@ -24,21 +24,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from proxy import vault
+from proxy.vault import encryption
 
 log = logging.getLogger(__name__)
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the directory this `proxy` package is in
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory this `proxy` package is in
 TIMEOUT_S = 120  # Argon2id within the config's bounds takes seconds at most; a stuck child is killed
 
 
 class Unsealing:
     """A running child decrypting `values` (path -> `enc:v1:` text); `result()` waits for it."""
 
-    def __init__(self, kdf: vault.KdfParams, wrapped_key: str, values: Mapping[str, str],
+    def __init__(self, kdf: encryption.KdfParams, wrapped_key: str, values: Mapping[str, str],
                  passphrase: str) -> None:
         request = {"passphrase": passphrase, "wrapped_key": wrapped_key, "values": dict(values),
-                   "kdf": {"salt": vault.b64encode(kdf.salt), "m": kdf.m, "t": kdf.t, "p": kdf.p}}
-        child = f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); import proxy.unseal as u; u.main()"
+                   "kdf": {"salt": encryption.b64encode(kdf.salt), "m": kdf.m, "t": kdf.t, "p": kdf.p}}
+        child = (f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r});"
+                 " import proxy.vault.unseal as u; u.main()")
         self._proc = subprocess.Popen(  # noqa: S603 - this interpreter, running this package's own code
             [sys.executable, "-I", "-c", child], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, close_fds=True, cwd="/", env={},
@@ -57,7 +58,7 @@ class Unsealing:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.communicate()
-            raise vault.FormatError(f"cannot decrypt the config: the unlock process took longer than"
+            raise encryption.FormatError(f"cannot decrypt the config: the unlock process took longer than"
                                     f" {TIMEOUT_S}s and was stopped") from None
         try:
             answer: Any = json.loads(out) if self._proc.returncode == 0 else None
@@ -66,29 +67,30 @@ class Unsealing:
         if not isinstance(answer, dict):
             detail = err.decode(errors="replace").strip().splitlines()[-1:] or [
                 f"exit status {self._proc.returncode}"]
-            raise vault.FormatError(f"cannot decrypt the config: the unlock process failed ({detail[0]})")
+            raise encryption.FormatError(
+                f"cannot decrypt the config: the unlock process failed ({detail[0]})")
         if "values" in answer:
             return dict(answer["values"])
         if answer.get("error") == "unlock":
-            raise vault.UnlockError(answer["message"])
+            raise encryption.UnlockError(answer["message"])
         if answer.get("error") == "value":
-            raise vault.ValueAuthError(answer["path"])
-        raise vault.FormatError(answer.get("message", "cannot decrypt the config"))
+            raise encryption.ValueAuthError(answer["path"])
+        raise encryption.FormatError(answer.get("message", "cannot decrypt the config"))
 
 
 def _answer(request: dict[str, Any]) -> dict[str, Any]:
     try:
         kdf = request["kdf"]
-        params = vault.KdfParams(salt=vault.b64decode(kdf["salt"], "encryption.kdf.salt"), m=kdf["m"],
-                                 t=kdf["t"], p=kdf["p"])
-        data_key = vault.unwrap_data_key(request["wrapped_key"], request["passphrase"].encode(), params)
-        return {"values": {path: vault.decrypt_value(data_key, path, text)
+        salt = encryption.b64decode(kdf["salt"], "encryption.kdf.salt")
+        params = encryption.KdfParams(salt=salt, m=kdf["m"], t=kdf["t"], p=kdf["p"])
+        data_key = encryption.unwrap_data_key(request["wrapped_key"], request["passphrase"].encode(), params)
+        return {"values": {path: encryption.decrypt_value(data_key, path, text)
                            for path, text in request["values"].items()}}
-    except vault.UnlockError as exc:
+    except encryption.UnlockError as exc:
         return {"error": "unlock", "message": str(exc)}
-    except vault.ValueAuthError as exc:
+    except encryption.ValueAuthError as exc:
         return {"error": "value", "path": exc.path}
-    except vault.FormatError as exc:
+    except encryption.FormatError as exc:
         return {"error": "format", "message": str(exc)}
     except Exception as exc:  # e.g. a passphrase that is not valid UTF-8: its text names a character
         return {"error": "format", "message": f"cannot decrypt the config ({type(exc).__name__})"}
@@ -96,7 +98,7 @@ def _answer(request: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     """The child: started only by `Unsealing`."""
-    from proxy.hardening import protect_process
+    from proxy.vault.hardening import protect_process
 
     protect_process(log)  # exec made this process dumpable again: undo that before decrypting
     answer = _answer(json.loads(sys.stdin.buffer.read()))

@@ -14,8 +14,8 @@ import functools
 import ipaddress
 from collections.abc import Mapping
 
-from proxy.config import Listen
-from proxy.policy import PolicyDenied
+from proxy.config.addresses import Listen
+from proxy.policy.rules import PolicyDenied
 
 BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
 

@@ -14,17 +14,20 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-Params = tuple[tuple[str, str], ...]
+from proxy.exmo.refusals import Refusal
+from proxy.exmo.signing import Params
+
 DROPPED = frozenset({"nonce", "Key", "Sign"})  # the daemon's own; a library's placeholders go
 MAX_FIELDS = 256
 
 
-class BadRequest(Exception):
-    """The request cannot be understood; `slug` is machine-readable."""
+class BadRequest(Refusal):
+    """The request cannot be understood (400); `slug` says why."""
+
+    status = 400
 
     def __init__(self, slug: str, message: str) -> None:
-        super().__init__(message)
-        self.slug = slug
+        super().__init__(message, slug=slug)
 
 
 def parse_form(text: str, where: str) -> list[tuple[str, str]]:

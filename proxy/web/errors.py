@@ -1,0 +1,54 @@
+"""The one place an exception becomes an answer: a non-200 status and an EXMO-shaped JSON body.
+
+Every refusal of ours is a `Refusal` (exmo/refusals.py) and carries its status and slug; aiohttp's
+router errors and a client that hung up are mapped here too. Anything else is a bug: logged with its
+traceback, answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from proxy.exmo.refusals import NO_HEADERS, Refusal, error_body
+
+log = logging.getLogger(__name__)
+
+
+class ProxyError(Refusal):
+    """A refusal of the web layer's own (account choice, headers, authentication)."""
+
+    def __init__(self, status: int, slug: str, message: str) -> None:
+        super().__init__(message, status=status, slug=slug)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else NO_HEADERS
+
+
+def error_response(status: int, slug: str, message: str,
+                   headers: Mapping[str, str] = NO_HEADERS) -> web.Response:
+    return web.json_response(error_body(slug, message), status=status, headers=headers)
+
+
+_ROUTER_ERRORS = {
+    404: ("unknown_route", "no such route; use POST /v1.1/<method> (or /accounts/<name>/v1.1/<method>)"),
+    405: ("http_method_not_allowed", "HTTP method not allowed here"),
+    413: ("body_too_large", "the body is larger than limits.max_body_bytes"),
+}
+
+
+def answer_for(exc: Exception) -> web.Response:
+    """The answer to a request whose handling raised `exc`."""
+    if isinstance(exc, Refusal):
+        return error_response(exc.status, exc.slug, exc.explain(), exc.headers)
+    if isinstance(exc, ConnectionResetError):  # the client hung up while sending its body
+        return error_response(499, "client_gone", "the client disconnected before its request was read")
+    if isinstance(exc, web.HTTPException) and exc.status in _ROUTER_ERRORS:
+        return error_response(exc.status, *_ROUTER_ERRORS[exc.status])
+    if isinstance(exc, web.HTTPException):
+        return error_response(exc.status, "http_error", exc.reason)
+    log.error("internal error handling a request: %s", type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal", "internal error; see the daemon log")

@@ -1,0 +1,103 @@
+"""The API handler: `handle_api` reads top to bottom as a request's way (SPEC §5).
+
+method → parameters → public read, or: account → policy → pre-trade checks → halt switch → dispatch
+(turn, nonce, signature, upstream) → EXMO's answer unchanged. Handlers only raise; middleware.py
+turns exceptions into answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from proxy.audit.trail import CallRecord
+from proxy.config.accounts import Account
+from proxy.config.model import Config
+from proxy.exmo.methods import is_public, is_valid_method
+from proxy.policy import halt, pretrade, rules
+from proxy.upstream.client import UpstreamResponse
+from proxy.web.errors import ProxyError
+from proxy.web.inbound import read_params
+from proxy.web.keys import ACCOUNT, CLIENT, EXMO_ERROR, EXMO_METHOD, REQUEST_ID
+from proxy.web.runtime import RUNTIME
+
+
+def resolve_account(config: Config, from_path: str | None, from_header: str | None) -> Account:
+    if from_path and from_header and from_path != from_header:
+        raise ProxyError(400, "account_conflict",
+                         f"path names account {from_path!r} but X-Exmo-Account says {from_header!r}")
+    name = from_path or from_header or config.default_account
+    if name is None:
+        raise ProxyError(400, "account_required",
+                         f"several accounts are configured ({', '.join(config.accounts)}); choose one with"
+                         " the X-Exmo-Account header or /accounts/<name>/v1.1/<method>")
+    if name not in config.accounts:
+        raise ProxyError(404, "unknown_account", f"no account named {name!r} in the config")
+    return config.accounts[name]
+
+
+def _method(request: web.Request) -> str:
+    method = request.match_info["method"]
+    method = method[:-1] if method.endswith("/") else method
+    if not is_valid_method(method):
+        raise ProxyError(400, "bad_method", "method names are lower-case words joined by _ or /")
+    return method
+
+
+def _pass_through(resp: UpstreamResponse) -> web.Response:
+    response = web.Response(status=resp.status, body=resp.body)
+    if resp.content_type:
+        response.headers["Content-Type"] = resp.content_type
+    return response
+
+
+async def handle_api(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    method = _method(request)
+    request[EXMO_METHOD] = method
+    path = f"/{request.match_info['version']}/{method}"
+    if request.method not in ("GET", "HEAD", "POST"):
+        raise ProxyError(405, "http_method_not_allowed", "use POST (or GET for public methods)")
+    params = await read_params(request)
+    wait = _patience(request, runtime.config.limits.max_wait_s)
+    if is_public(method):
+        http_method = "POST" if request.method == "POST" else "GET"
+        return _pass_through(
+            await runtime.dispatcher.public(http_method, path, params, wait)
+        )
+    if request.method != "POST":
+        raise ProxyError(405, "post_required", f"{method} is a private method: send it with POST")
+    account = resolve_account(runtime.config, request.match_info.get("account"),
+                              request.headers.get("X-Exmo-Account"))
+    request[ACCOUNT] = account.name
+    client = request.get(CLIENT)
+    record = CallRecord(request[REQUEST_ID], client.name if client else None, account.name, method, params)
+    with runtime.audit.call(record):
+        rules.check(account, method, client)
+        pretrade.check(account, method, params)
+        halt.check(runtime.config.state_dir, method)
+        record.response = await runtime.dispatcher.private(account, path, params, wait,
+                                                           _client_waiting(request), record.signed)
+    code = record.exmo()[1]
+    if code:
+        request[EXMO_ERROR] = code
+    return _pass_through(record.response)
+
+
+def _patience(request: web.Request, default_s: float) -> float:
+    """How long this client will wait for its turn: X-Max-Wait-Ms, else limits.max_wait_s."""
+    header = request.headers.get("X-Max-Wait-Ms")
+    if header is None:
+        return default_s
+    if not header.isdigit() or int(header) > 600_000:
+        raise ProxyError(400, "bad_header", "X-Max-Wait-Ms must be whole milliseconds, 0..600000")
+    return int(header) / 1000
+
+
+def _client_waiting(request: web.Request) -> Callable[[], bool]:
+    def waiting() -> bool:
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
+    return waiting

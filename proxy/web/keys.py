@@ -1,0 +1,37 @@
+"""Where the web layer keeps things: the config in force and a request's facts, under typed keys.
+
+Keys of a component live beside it (`RUNTIME` in runtime.py, `ACCOUNTING` in access.py); these are
+the ones several modules share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from proxy.config.clients import Client
+from proxy.config.model import Config
+from proxy.telemetry.metrics import Metrics
+
+
+@dataclass
+class Live:
+    """The config in force; SIGHUP swaps it in one assignment (runtime.py)."""
+
+    config: Config
+
+
+Clock = Callable[[], int]
+
+LIVE = web.AppKey("live", Live)
+METRICS = web.AppKey("metrics", Metrics)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+MAIN = web.AppKey("main", web.Application)  # on a management app: the daemon's app it reports on
+
+CLIENT = web.RequestKey("client", Client)
+REQUEST_ID = web.RequestKey("request_id", str)
+ACCOUNT = web.RequestKey("account", str)
+EXMO_METHOD = web.RequestKey("exmo_method", str)
+EXMO_ERROR = web.RequestKey("exmo_error", str)
