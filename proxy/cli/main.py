@@ -1,4 +1,4 @@
-"""The `exmo-proxy` command line: argument parsing and wiring only (SPEC §2).
+"""`main()`: run the command the parser (parser.py) chose, with the right exit code (SPEC §2).
 
 Exit codes: 0 ok; 2 usage or invalid config; 3 cannot unlock; 4 a value failed authentication;
 1 anything else. A user mistake prints one line naming the problem, never a traceback.

@@ -1,9 +1,9 @@
-"""What a client asked for: the EXMO method, the account, and flat parameters (SPEC §5).
+"""A request's parameters: form body, flat JSON object or query string, as one ordered list (SPEC §5).
 
-Clients send parameters as a form body, a flat JSON object, or a query string; all become one
-ordered list of (name, value) pairs, later sent to EXMO as a form body (EXMO refuses query strings
-on POST, 40038). A client's own `nonce` is dropped: the daemon owns it. Ambiguous input (a name
-given twice, nested JSON) is refused rather than guessed at, because these are trading orders.
+Whichever way a client sends them, they become one ordered list of (name, value) pairs, later sent
+to EXMO as a form body (EXMO refuses query strings on POST, 40038). A client's own `nonce` is
+dropped: the daemon owns it. Ambiguous input (a name given twice, nested JSON) is refused rather
+than guessed at, because these are trading orders.
 """
 
 from __future__ import annotations
