@@ -49,15 +49,15 @@ class Settings(Generic[AccountsT]):
     upstream: str
     state_dir: Path = field(metadata=RESTART_ONLY)
     accounts: AccountsT
-    kdf: KdfParams = field(metadata=_keys("encryption"))
-    wrapped_key: str = field(metadata=_keys("encryption"))
+    kdf: KdfParams = field(repr=False, metadata=_keys("encryption"))
+    wrapped_key: str = field(repr=False, metadata=_keys("encryption"))
+    socket_mode: int = field(default=DEFAULT_SOCKET_MODE, metadata=RESTART_ONLY)
+    management_listen: Listen | None = field(default=None, metadata=RESTART_ONLY)
     default_account: str | None = None
     limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
     log_format: str = "text"
-    management_listen: Listen | None = field(default=None, metadata=RESTART_ONLY)
     clients: Mapping[str, Client] = field(default_factory=_empty)
-    socket_mode: int = field(default=DEFAULT_SOCKET_MODE, metadata=RESTART_ONLY)
     audit: AuditSettings = field(default_factory=AuditSettings)
     cache: Mapping[str, float] = field(default_factory=_empty)
     features: Features = field(default_factory=Features, metadata=_keys(*sections.FEATURE_KEYS))
@@ -119,14 +119,15 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
             f"listen: {listen.host} is not a loopback address; the daemon signs for anyone who can reach it,"
             " so it listens only on 127.0.0.1, ::1 or a unix socket unless clients (tokens) are configured"
         )
+    level = _choice(doc, "log_level", "info", sections.LOG_LEVELS)
+    log_format = _choice(doc, "log_format", "text", sections.LOG_FORMATS)
     kdf, wrapped = sections.encryption(doc.get("encryption"))
     return Document(
         path=path, listen=listen, upstream=check_upstream(doc.get("upstream", DEFAULT_UPSTREAM)),
         state_dir=_state_dir(doc.get("state_dir"), path), accounts=accounts, kdf=kdf, wrapped_key=wrapped,
         default_account=_default_account(doc.get("default_account"), accounts),
         limits=sections.limits(doc.get("limits")),
-        log_level=_choice(doc, "log_level", "info", sections.LOG_LEVELS),
-        log_format=_choice(doc, "log_format", "text", sections.LOG_FORMATS),
+        log_level=level, log_format=log_format,
         management_listen=_management(doc.get("management_listen"), listen),
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
         audit=sections.audit(doc.get("audit")), cache=sections.cache(doc.get("cache")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from aiohttp import web
 
@@ -25,7 +26,10 @@ class ProxyError(Refusal):
 
     @property
     def headers(self) -> Mapping[str, str]:
-        return {"WWW-Authenticate": "Bearer"} if self.status == 401 else NO_HEADERS
+        return _UNAUTHORIZED if self.status == 401 else NO_HEADERS
+
+
+_UNAUTHORIZED: Mapping[str, str] = MappingProxyType({"WWW-Authenticate": "Bearer"})  # RFC 6750 §3
 
 
 def error_response(status: int, slug: str, message: str,
@@ -49,6 +53,7 @@ def answer_for(exc: Exception) -> web.Response:
     if isinstance(exc, web.HTTPException) and exc.status in _ROUTER_ERRORS:
         return error_response(exc.status, *_ROUTER_ERRORS[exc.status])
     if isinstance(exc, web.HTTPException):
-        return error_response(exc.status, "http_error", exc.reason)
+        return error_response(exc.status, "http_error", exc.reason, _UNAUTHORIZED if exc.status == 401
+                              else NO_HEADERS)
     log.error("internal error handling a request: %s", type(exc).__name__, exc_info=exc)
     return error_response(500, "internal", "internal error; see the daemon log")
