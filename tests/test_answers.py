@@ -1,4 +1,4 @@
-"""Reading EXMO's answers: 40009, rate limits, and what is not an API answer (proxy/answers.py)."""
+"""Reading EXMO's answers: 40009, rate limits, and what is not an API answer (exmo/, upstream/)."""
 
 from __future__ import annotations
 
@@ -45,12 +45,32 @@ def test_nonce_rejection_reads_the_number() -> None:
     pytest.param(answer(b"<html>", 200, "text/html"), False, id="html-200"),
     pytest.param(answer(b"", 302, ""), False, id="redirect"),
     pytest.param(answer(b'{"x":1}', 503), False, id="json-5xx"),
+    pytest.param(answer(b'{"result":true}\r\n'), True, id="trailing-whitespace"),
+    pytest.param(answer(b'{"result":true,"balances":{"BTC":"0.0'), False, id="truncated"),
+    pytest.param(answer(b'{"result":true}<html>'), False, id="garbage-after-object"),
+    pytest.param(answer(b'{not json at all'), False, id="brace-then-garbage"),
+    pytest.param(answer(b'"just a string"'), False, id="json-string"),
 ])
 def test_require_api_answer(resp: UpstreamResponse, passes: bool) -> None:
-    """Only EXMO's JSON passes; anything else is a 502 whose outcome is unknown for a signed call."""
+    """Only EXMO's JSON (an object or an array) passes; anything else, JSON cut short included, is a 502
+    whose outcome is unknown for a signed call."""
     if passes:
         assert require_api_answer(resp, "https://api.exmo.com", private=True) is resp
     else:
         with pytest.raises(UpstreamError, match="outcome unknown") as info:
             require_api_answer(resp, "https://api.exmo.com", private=True)
         assert info.value.status == 502 and info.value.sent
+
+
+def test_a_damaged_json_answer_says_so() -> None:
+    """The 502 for a 2xx that starts like JSON but does not parse names the problem."""
+    with pytest.raises(UpstreamError, match="not valid JSON") as info:
+        require_api_answer(answer(b'{"result":tr'), "https://api.exmo.com", private=False)
+    assert info.value.slug == "upstream_invalid" and "retry the request" in str(info.value)
+
+
+def test_a_signed_answer_is_parsed_once() -> None:
+    """The check keeps what it parsed: the audit reads EXMO's result from the same object."""
+    resp = answer(b'{"result":false,"error":"Error 50052: Insufficient funds"}')
+    assert require_api_answer(resp, "https://api.exmo.com", private=True).doc is resp.doc
+    assert resp.doc == {"result": False, "error": "Error 50052: Insufficient funds"}

@@ -159,25 +159,29 @@ def mark(stack: Stack) -> int:
 # ---- requests aimed elsewhere ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [
-    pytest.param("http://evil.example/v1.1/user_info", id="foreign-name"),
-    pytest.param("http://127.0.0.1:{evil}/v1.1/user_info", id="other-loopback-port"),
-])
-def test_absolute_uri_with_local_host_goes_only_to_the_upstream(stack: Stack, evil: Listener, mark: int,
-                                                               target: str) -> None:
-    """An absolute-form target's host is never contacted: the call is refused or goes to the upstream.
-
-    (Today it is served as its path: the Host guard reads the Host header, and browsers, the threat it
-    guards against, never send absolute-form requests to an origin server.)"""
+def test_absolute_uri_with_a_foreign_host_is_refused(stack: Stack, evil: Listener, mark: int) -> None:
+    """An absolute-form target names the request's host (RFC 9112 §3.2.2), whatever Host says: a
+    foreign one is refused like a foreign Host header, and nothing runs."""
     before = executed(stack)
-    reply = exchange(stack.daemon.port, raw_request("POST", target.format(evil=evil.port),
+    reply = exchange(stack.daemon.port, raw_request("POST", "http://evil.example/v1.1/user_info",
                                                     port=stack.daemon.port))
-    if reply.status == 200:
-        assert "balances" in reply.json()
-        assert executed(stack).get("user_info", 0) == before.get("user_info", 0) + 1
-    else:
-        assert 400 <= reply.status < 500 and reply.json()["result"] is False
-        assert executed(stack) == before
+    assert_refused(reply, 403, "host_refused")
+    assert "the request target's host 'evil.example'" in reply.json()["error"]
+    assert executed(stack) == before
+    assert_healthy(stack.daemon)
+    assert evil.close() == 0
+    assert_no_traceback_since(stack.daemon, mark)
+
+
+def test_absolute_uri_with_a_local_host_goes_only_to_the_upstream(stack: Stack, evil: Listener,
+                                                                  mark: int) -> None:
+    """A local absolute-form target is served as its path: the call goes to the configured upstream,
+    never to the port the target names."""
+    before = executed(stack)
+    target = f"http://127.0.0.1:{evil.port}/v1.1/user_info"
+    reply = exchange(stack.daemon.port, raw_request("POST", target, port=stack.daemon.port))
+    assert reply.status == 200 and "balances" in reply.json()
+    assert executed(stack).get("user_info", 0) == before.get("user_info", 0) + 1
     assert_healthy(stack.daemon)
     assert evil.close() == 0
     assert_no_traceback_since(stack.daemon, mark)
@@ -199,10 +203,14 @@ def test_absolute_uri_public_method_goes_only_to_the_upstream(stack: Stack, evil
                  "host_refused", id="absolute-uri-foreign-host"),
     pytest.param("POST", "http://127.0.0.1:{evil}/v1.1/user_info", [("Host", "evil.example")], 403,
                  "host_refused", id="absolute-uri-to-listener-foreign-host"),
-    pytest.param("CONNECT", "127.0.0.1:{evil}", [("Host", "127.0.0.1:{evil}")], 404, "unknown_route",
-                 id="connect-other-port"),
-    pytest.param("CONNECT", "evil.example:443", [("Host", "evil.example:443")], 403, "host_refused",
-                 id="connect-foreign"),
+    pytest.param("POST", "http://evil.example/v1.1/user_info", [], 403, "host_refused",
+                 id="absolute-uri-foreign-host-local-header"),
+    pytest.param("POST", "http://user@127.0.0.1/v1.1/user_info", [], 403, "host_refused",
+                 id="absolute-uri-with-userinfo"),
+    pytest.param("CONNECT", "127.0.0.1:{evil}", [("Host", "127.0.0.1:{evil}")], 405,
+                 "http_method_not_allowed", id="connect-other-port"),
+    pytest.param("CONNECT", "evil.example:443", [("Host", "evil.example:443")], 405,
+                 "http_method_not_allowed", id="connect-foreign"),
     pytest.param("POST", "/v1.1/../../etc/passwd", [], 400, "bad_method", id="dot-dot"),
     pytest.param("POST", "/v1.1/%2e%2e/%2e%2e/x", [], 400, "bad_method", id="encoded-dot-dot"),
     pytest.param("POST", "/v1.1/%2E%2E%2F%2E%2E%2Fx", [], 400, "bad_method", id="encoded-dot-dot-slash"),

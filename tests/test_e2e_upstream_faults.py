@@ -88,6 +88,11 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
                              + str(len(page)).encode() + b"\r\n\r\n" + page)
             return True
+        if path.endswith(("/wallet_history", "/code_check")):  # JSON cut short; JSON and then garbage
+            page = b'{"result":true,"history":[{"dt":1' if "wallet" in path else b'{"result":true}<html>'
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(page)).encode() + b"\r\n\r\n" + page)
+            return True
         if path.endswith("/user_trades"):  # a redirect to somewhere else
             where = f"{self.server.redirect_to}/v1.1/user_trades".encode()
             self.wfile.write(b"HTTP/1.1 302 Found\r\nLocation: " + where + b"\r\nContent-Length: 0\r\n\r\n")
@@ -291,3 +296,13 @@ def test_a_non_json_200_is_not_passed_off_as_an_answer(daemon: Service, broken: 
     status, body = curl_json(f"{daemon.url}/v1.1/deposit_address", "-X", "POST")
     assert (status, body["proxy_error"]) == (502, "upstream_invalid")
     assert "outcome unknown" in body["error"] and broken.seen["/v1.1/deposit_address"] == 1
+
+
+@pytest.mark.parametrize("method", ["wallet_history", "code_check"])
+def test_a_damaged_json_200_is_not_passed_off_as_an_answer(daemon: Service, broken: BrokenExmo,
+                                                            method: str) -> None:
+    """A 200 whose JSON is cut short, or followed by garbage, is a 502 with an unknown outcome, sent once."""
+    status, body = curl_json(f"{daemon.url}/v1.1/{method}", "-X", "POST")
+    assert (status, body["proxy_error"]) == (502, "upstream_invalid")
+    assert "not valid JSON" in body["error"] and "outcome unknown" in body["error"]
+    assert broken.seen[f"/v1.1/{method}"] == 1

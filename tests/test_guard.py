@@ -1,4 +1,4 @@
-"""Browser / DNS-rebinding guard: pure checks on headers (proxy/guard.py)."""
+"""Browser / DNS-rebinding guard: pure checks on headers (proxy/web/guard.py)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,28 @@ def test_node_fetch_is_not_mistaken_for_a_browser() -> None:
 def test_unix_socket_ignores_host() -> None:
     """Over a unix socket no page can rebind a name to us, so the Host header is not checked."""
     guard.check({"Host": "anything"}, Listen.parse("unix:/run/x.sock"))
+
+
+@pytest.mark.parametrize(
+    ("target", "refused"),
+    [
+        pytest.param("http://evil.example/v1.1/user_info", True, id="foreign"),
+        pytest.param("http://127.0.0.1.evil.example:8080/v1.1/user_info", True, id="lookalike"),
+        pytest.param("http://user@127.0.0.1/v1.1/user_info", True, id="userinfo"),
+        pytest.param("https://evil.example:443/v1.1/ticker", True, id="https-foreign"),
+        pytest.param("http://127.0.0.1:8080/v1.1/user_info", False, id="loopback"),
+        pytest.param("http://localhost/v1.1/user_info", False, id="localhost"),
+        pytest.param("http://[::1]:8080/v1.1/user_info", False, id="ipv6-loopback"),
+        pytest.param("/v1.1/user_info", False, id="origin-form"),
+    ],
+)
+def test_an_absolute_form_target_names_the_host(target: str, refused: bool) -> None:
+    """An absolute-form target's host replaces the Host header (RFC 9112 §3.2.2): a local Host header
+    does not make a foreign target local."""
+    headers = {"Host": "127.0.0.1:8080"}
+    if refused:
+        with pytest.raises(PolicyDenied) as info:
+            guard.check(headers, LISTEN, target)
+        assert info.value.rule == "host_refused"
+    else:
+        guard.check(headers, LISTEN, target)

@@ -24,7 +24,7 @@ from typing import Any
 from proxy.audit.entry import build_entry
 from proxy.audit.log import AuditError, AuditLog
 from proxy.config.sections import AuditSettings
-from proxy.exmo.answers import exmo_outcome
+from proxy.exmo.answers import outcome_of
 from proxy.exmo.signing import Params
 from proxy.policy.rules import PolicyDenied
 from proxy.upstream.client import UpstreamError, UpstreamResponse
@@ -54,7 +54,7 @@ class CallRecord:
         if self.response is None:
             return None, None
         if self._exmo is None:
-            self._exmo = exmo_outcome(self.response.status, self.response.body)
+            self._exmo = outcome_of(self.response.doc)  # parsed once, when it was checked
         return self._exmo
 
 

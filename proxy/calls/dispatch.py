@@ -5,13 +5,14 @@ or the upstream timeout abandons it. Waiting for the lock and for a rate slot is
 client's patience (`max_wait_s`); past it the client gets 429 with Retry-After instead of a hang.
 Just before a nonce is drawn the call is dropped, unsent, if its client has hung up (a bot that
 timed out may already be retrying: sending the first copy too would place the order twice) or if
-the daemon is shutting down.
+the daemon is shutting down and its answer would no longer fit in the grace period (begin_drain).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
@@ -41,6 +42,11 @@ class NotSent(Refusal):
 
     def __init__(self, status: int, slug: str, message: str) -> None:
         super().__init__(message, status=status, slug=slug)
+
+
+def _shutting_down() -> NotSent:
+    return NotSent(503, "shutting_down", "the daemon is shutting down and this request could not be sent"
+                                         " within its grace period; it was not sent, so it is safe to retry")
 
 
 Waiting = Callable[[], bool]
@@ -77,7 +83,8 @@ class Dispatcher:
         self.shared = shared or SharedReads({})
         self._account_limiters: dict[str, RateLimiter] = {}
         self._signers: dict[str, tuple[Secret, Signer]] = {}
-        self.draining = False  # set on SIGTERM: calls that have not been sent yet are dropped
+        self.draining = False  # SIGTERM came: see begin_drain
+        self._send_by = math.inf  # while draining, nothing is sent after this (monotonic) time
         self.default_wait_s = Limits.max_wait_s  # the config's, given by reconfigure()
 
     def reconfigure(self, limits: Limits, cache: Mapping[str, float]) -> None:
@@ -86,9 +93,21 @@ class Dispatcher:
         self.default_wait_s = limits.max_wait_s
         self.shared.reconfigure(cache)
 
-    def begin_drain(self) -> None:
-        """SIGTERM: from now on, calls that have not been sent yet are answered 503 and not sent."""
+    def begin_drain(self, grace_s: float, upstream_timeout_s: float) -> None:
+        """SIGTERM: calls already inside the daemon are still sent while their answer fits in the
+        grace (sent before `grace_s - upstream_timeout_s` has passed, their answer or timeout comes
+        within `grace_s`), so shutting down never makes an outcome unknown. At that cutoff every call
+        still waiting for its turn or a rate slot is answered 503 and not sent."""
         self.draining = True
+        window = max(0.0, grace_s - upstream_timeout_s)
+        self._send_by = time.monotonic() + window
+        asyncio.get_running_loop().call_later(window, self._stop_sending)
+
+    def _stop_sending(self) -> None:
+        for sequence in self.nonces.sequences():
+            sequence.lock.fail_waiters(_shutting_down)
+        for limiter in (self.limiter, *self._account_limiters.values()):
+            limiter.wake_sleepers()
 
     def _account_limiter(self, account: Account) -> RateLimiter | None:
         rate = account.policy.rate_per_second
@@ -107,9 +126,8 @@ class Dispatcher:
         return kept[1]
 
     def _go_ahead(self, client_waiting: Waiting) -> None:
-        if self.draining:
-            raise NotSent(503, "shutting_down", "the daemon is shutting down; the request was not sent,"
-                                                " so it is safe to retry")
+        if self.draining and time.monotonic() >= self._send_by:
+            raise _shutting_down()
         if not client_waiting():
             raise NotSent(499, "client_gone", "the client disconnected before the request was sent; not sent")
 

@@ -207,6 +207,9 @@ class NonceBook:
         for api_key in api_keys:
             self.sequence(api_key)
 
+    def sequences(self) -> list[NonceSequence]:
+        return list(self._sequences.values())
+
     def sequence(self, api_key: str) -> NonceSequence:
         if api_key not in self._sequences:
             self._sequences[api_key] = NonceSequence(self._store, api_key, self._clock)

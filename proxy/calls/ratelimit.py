@@ -45,6 +45,7 @@ class RateLimiter:
         self._next_free = 0.0  # the theoretical time the next call may go out
         self.paused_until = 0.0
         self._pauses = 0
+        self._sleepers: set[asyncio.Future[None]] = set()
 
     def set_rate(self, rate_per_second: float) -> None:
         self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
@@ -67,6 +68,24 @@ class RateLimiter:
         self.paused_until = max(self.paused_until, self._clock() + seconds)
         self._pauses += 1  # slots handed out before now are void: their holders queue again
 
+    def wake_sleepers(self) -> None:
+        """End every wait for a slot now (the daemon stops sending: see Dispatcher.begin_drain)."""
+        for sleeper in self._sleepers:
+            if not sleeper.done():
+                sleeper.set_result(None)
+
+    async def _sleep(self, seconds: float) -> None:
+        """asyncio.sleep that wake_sleepers() can end early."""
+        loop = asyncio.get_running_loop()
+        sleeper: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _wake, sleeper)
+        self._sleepers.add(sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
+
     def paused_for(self) -> float:
         """Seconds left of a pause EXMO asked for (0 when none)."""
         return max(0.0, self.paused_until - self._clock())
@@ -77,7 +96,12 @@ class RateLimiter:
             pauses = self._pauses
             wait = self.reserve(max(0.0, deadline - self._clock()))
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             if self._pauses == pauses:
                 return
             # EXMO asked for a pause while this call slept: sending now would run into the ban
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 
 
@@ -44,6 +45,14 @@ class Turn:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def fail_waiters(self, error: Callable[[], BaseException]) -> None:
+        """Refuse every call still waiting with `error()` (the daemon stops sending); the holder, if
+        any, keeps its turn."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error())
 
     def release(self) -> None:
         """End the turn: hand it to the oldest waiter still waiting, or leave it free."""

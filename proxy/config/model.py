@@ -61,6 +61,8 @@ class Settings(Generic[AccountsT]):
     audit: AuditSettings = field(default_factory=AuditSettings)
     cache: Mapping[str, float] = field(default_factory=_empty)
     features: Features = field(default_factory=Features, metadata=_keys(*sections.FEATURE_KEYS))
+    # SIGTERM: calls already inside are still sent while their answer fits in this many seconds
+    shutdown_grace_s: float = field(default=25.0, metadata=RESTART_ONLY)
 
 
 Document = Settings[tuple[SealedAccount, ...]]  # as validated: secrets sealed, accounts in file order
@@ -132,6 +134,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         clients=clients, socket_mode=socket_mode(doc.get("socket_mode"), bool(clients)),
         audit=sections.audit(doc.get("audit")), cache=sections.cache(doc.get("cache")),
         features=sections.features(doc),
+        shutdown_grace_s=sections.seconds(doc, "shutdown_grace_s", 25.0, 0, 3600),
     )
 
 

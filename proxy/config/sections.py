@@ -37,6 +37,14 @@ LIMIT_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
+def seconds(doc: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
+    """A top-level duration in seconds, a number in low..high."""
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{key}: must be a number of seconds in {low:g}..{high:g}")
+    return float(value)
+
+
 def limits(raw: Any) -> Limits:
     values = check_keys(raw if raw is not None else {}, set(LIMIT_BOUNDS), "limits")
     out: dict[str, float] = {}

@@ -66,16 +66,28 @@ def rate_limit_pause(resp: Answer) -> float | None:
     return min(float(found.group(1)), MAX_PAUSE_S) if found else DEFAULT_PAUSE_S
 
 
+NOT_JSON: Any = object()  # what `parse` gives for a body that is not JSON
+
+
+def parse(body: bytes) -> Any:
+    """The body as JSON, or NOT_JSON; never raises."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return NOT_JSON
+
+
 def exmo_outcome(status: int, body: bytes) -> tuple[bool | None, str | None]:
     """EXMO's `result` and error code in an answer (exmo-api.md §4.1); (None, None) if it says neither.
 
     Never raises. `status` is recorded by the caller as http_status; EXMO sends its own errors with 200,
     so only the body decides here, whatever the status.
     """
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None, None
+    return outcome_of(parse(body))
+
+
+def outcome_of(doc: Any) -> tuple[bool | None, str | None]:
+    """`exmo_outcome` of an answer already parsed (`parse`)."""
     if not isinstance(doc, dict):  # user_cancelled_orders answers an array (§4.1)
         return None, None
     result = doc.get("result") if isinstance(doc.get("result"), bool) else None

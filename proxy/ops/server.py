@@ -139,8 +139,10 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
         task.add_done_callback(pending.discard)
 
     _install_signals(stop, on_hup)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           shutdown_timeout=config.limits.upstream_timeout_s + 1)
+    # The drain (begin_drain) answers everything within the grace; a call sent just before SIGTERM may
+    # need its whole upstream timeout. Past this, aiohttp cancels what is left.
+    patience = max(config.shutdown_grace_s, config.limits.upstream_timeout_s) + 1
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=patience)
     await runner.setup()
     extra: list[web.AppRunner] = []
     try:
@@ -161,14 +163,15 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
             on_ready()
         await stop.wait()
         notify("STOPPING=1", "STATUS=draining in-flight calls")
-        log.info("stopping: no new connections; calls already sent get their answer, queued ones get 503")
+        log.info("stopping: no new connections; calls already inside are sent while their answer fits in"
+                 " %gs (shutdown_grace_s), later ones get 503 unsent", config.shutdown_grace_s)
         begin_drain(app)
     finally:
-        for task in list(pending):
+        await runner.cleanup()  # stops listening at once, then waits for the calls inside
+        for task in list(pending):  # the watchdog kept running during the drain
             task.cancel()
-        for other in extra:
+        for other in extra:  # last: probes see "draining" until the end
             await other.cleanup()
-        await runner.cleanup()
         if config.listen.unix_path:
             with contextlib.suppress(OSError):
                 os.unlink(config.listen.unix_path)

@@ -9,12 +9,15 @@ else is an `upstream_invalid` error too (`require_api_answer`). The HTTP client 
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from proxy import __version__
 from proxy.config.sections import Limits
+from proxy.exmo.answers import parse
 from proxy.exmo.refusals import Refusal
 from proxy.upstream.wire import WireClient, WireError
 
@@ -28,9 +31,17 @@ UNKNOWN_HINT = (
 
 @dataclass(frozen=True)
 class UpstreamResponse:
+    """An HTTP answer from the upstream."""
+
     status: int
     body: bytes
     content_type: str
+
+    @functools.cached_property
+    def doc(self) -> Any:
+        """The body as JSON (NOT_JSON if it is not), parsed on first use and kept: a signed call's
+        answer is checked (`require_api_answer`) and audited (EXMO's result) from one parse."""
+        return parse(self.body)
 
 
 class UpstreamError(Refusal):
@@ -109,15 +120,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def require_api_answer(resp: UpstreamResponse, base_url: str, private: bool) -> UpstreamResponse:
-    """EXMO's API answers JSON (errors too, with HTTP 200). Anything else — an HTML error page from a
-    proxy in front of it, a redirect, an empty body — is not an answer a bot can read: it becomes a
-    502 that says what came back and, for a signed call, that its outcome is unknown."""
-    start = resp.body.lstrip()[:1]
-    if resp.status < 300 and start in (b"{", b"["):
+    """EXMO's API answers a JSON object or array (errors too, with HTTP 200). Anything else — an HTML
+    error page from a proxy in front of it, a redirect, an empty body, JSON cut short or followed by
+    garbage — is not an answer a bot can read: it becomes a 502 that says what came back and, for a
+    signed call, that its outcome is unknown."""
+    # A public answer is parsed to be checked, not kept parsed: a cached order book would cost its
+    # size many times over in Python objects (calls/shared_reads.py bounds only the bytes).
+    doc = (resp.doc if private else parse(resp.body)) if resp.status < 300 else None
+    if isinstance(doc, dict | list):
         return resp
     what = f"HTTP {resp.status}" + (f" ({resp.content_type.split(';')[0]})" if resp.content_type else "")
     if 300 <= resp.status < 400:
         what += ", a redirect (not followed)"
+    elif resp.status < 300 and resp.body.lstrip()[:1] in (b"{", b"["):
+        what += f" with {len(resp.body)} bytes that are not valid JSON (cut short or damaged)"
     advice = f"outcome unknown: {UNKNOWN_HINT}" if private else "retry the request"
     raise UpstreamError(502, "upstream_invalid", f"upstream {base_url} answered {what} instead of EXMO's"
                                                  f" JSON; {advice}", sent=True)

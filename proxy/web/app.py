@@ -85,5 +85,7 @@ def apply_config(app: web.Application, new: Config) -> list[str]:
 
 
 def begin_drain(app: web.Application) -> None:
-    """SIGTERM: from now on, calls that have not been sent yet are answered 503 and not sent."""
-    app[RUNTIME].dispatcher.begin_drain()
+    """SIGTERM: calls inside are sent while their answer fits in `shutdown_grace_s`; /readyz says
+    draining (Dispatcher.begin_drain)."""
+    config = app[LIVE].config
+    app[RUNTIME].dispatcher.begin_drain(config.shutdown_grace_s, config.limits.upstream_timeout_s)

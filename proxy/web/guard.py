@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from proxy.config.addresses import Listen
 from proxy.policy.rules import PolicyDenied
@@ -39,8 +40,17 @@ def is_local_name(name: str, listen: Listen) -> bool:
         return False
 
 
-def check(headers: Mapping[str, str], listen: Listen) -> None:
-    """Raise PolicyDenied for a request that comes from a browser or names a foreign host."""
+def named_host(headers: Mapping[str, str], target: str) -> tuple[str | None, str]:
+    """The host a request names, and where: an absolute-form target's authority replaces the Host
+    header (RFC 9112 §3.2.2), so `POST http://other.host/v1.1/...` names other.host."""
+    if target.startswith("/"):
+        return headers.get("Host"), "Host"
+    return urlsplit(target).netloc or target, "the request target's host"
+
+
+def check(headers: Mapping[str, str], listen: Listen, target: str = "/") -> None:
+    """Raise PolicyDenied for a request that comes from a browser or names a foreign host; `target` is
+    the request-target as sent (a path, or an absolute URL)."""
     for name in BROWSER_HEADERS:
         if name in headers:
             raise PolicyDenied(
@@ -48,7 +58,7 @@ def check(headers: Mapping[str, str], listen: Listen) -> None:
                 f"requests with an {name} header come from a web browser and are refused, so that no"
                 " web page can trade through this daemon; bots must not send it",
             )
-    host = headers.get("Host")
+    host, where = named_host(headers, target)
     # Rebinding matters for a loopback listener that trusts whoever reaches it; a unix socket has
     # no host name, and a non-loopback listener (only allowed with client tokens) is addressed by
     # the machine's own names while every request must carry a token a web page does not have.
@@ -56,6 +66,6 @@ def check(headers: Mapping[str, str], listen: Listen) -> None:
     if rebindable and host and not is_local_name(host_name(host), listen):
         raise PolicyDenied(
             "host_refused",
-            f"Host {host_name(host)!r} is not a local name; address the daemon as 127.0.0.1 or localhost"
-            " (a foreign Host is how DNS rebinding reaches a local daemon)",
+            f"{where} {host_name(host)!r} is not a local name; address the daemon as 127.0.0.1 or"
+            " localhost (a foreign Host is how DNS rebinding reaches a local daemon)",
         )

@@ -19,7 +19,7 @@ from proxy.policy.rules import PolicyDenied
 from proxy.web import guard
 from proxy.web.access import ACCOUNTING
 from proxy.web.auth import require_client
-from proxy.web.errors import answer_for
+from proxy.web.errors import ProxyError, answer_for
 from proxy.web.keys import CLIENT, LIVE, REQUEST_ID
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,9 +28,13 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # probes: no token, no account 
 
 
 def _gate(request: web.Request) -> None:
-    """Before any handler: browsers, body size (by its declared length), and the bearer token."""
+    """Before any handler: tunnels, browsers, foreign hosts (in Host or an absolute-form target), body
+    size (by its declared length), and the bearer token."""
     config = request.app[LIVE].config
-    guard.check(request.headers, config.listen)
+    if request.method == "CONNECT":  # this is not a forward proxy: no tunnels to anywhere
+        raise ProxyError(405, "http_method_not_allowed", "CONNECT is not served: this daemon is not a"
+                                                         " forward proxy; send POST /v1.1/<method>")
+    guard.check(request.headers, config.listen, request.raw_path)
     if (request.content_length or 0) > config.limits.max_body_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=config.limits.max_body_bytes,
                                             actual_size=request.content_length or 0)

@@ -38,6 +38,9 @@ def _not_ready(reason: str) -> web.Response:
 
 async def handle_readyz(request: web.Request) -> web.Response:
     runtime = _daemon(request)[RUNTIME]
+    if runtime.dispatcher.draining:
+        return web.json_response({"status": "draining", "reason": "shutting down: finishing the calls"
+                                  " already accepted; send new ones to another instance"}, status=503)
     state = runtime.config.state_dir
     if not os.access(state, os.W_OK):
         return _not_ready(f"state_dir {state} is not writable")
