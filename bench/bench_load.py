@@ -47,21 +47,39 @@ class Figure:
     calls: int
 
 
+KEYED = """local id = 0
+math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+local tag = os.time() .. '-' .. math.random(1, 1000000000)  -- a new key every call, in every run
+local function keyed(path)
+  id = id + 1
+  return wrk.format('POST', path, {["Content-Type"] = "application/x-www-form-urlencoded",
+                                   ["Idempotency-Key"] = tag .. '-' .. id}, '""" + ORDER + """')
+end
+"""
+
+
 def script(folder: Path, kind: str, accounts: list[str] | None = None) -> Path:
     """The Lua script for `order_create` (signed), `ticker` (public GET), or `spread`: order_create
-    with each wrk thread bound to its own account (/accounts/NAME/...), one key per thread."""
+    with each wrk thread bound to its own account (/accounts/NAME/...), one key per thread. A `_keyed`
+    kind sends a new Idempotency-Key with every call (the bench's price of the idempotency records)."""
     path = folder / f"{kind}.lua"
     if kind == "order_create":  # the direct leg cannot sign: the upstream answers unknown keys unchecked
         body = (f'wrk.method = "POST"\nwrk.body = "{ORDER}"\n'
                 'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
                 'wrk.headers["Key"] = "K-direct-unchecked"\n')
-    elif kind == "spread":
+    elif kind == "order_create_keyed":
+        body = KEYED + "request = function() return keyed('/v1.1/order_create') end\n"
+    elif kind in ("spread", "spread_keyed"):
         names = ", ".join(f'"{name}"' for name in accounts or [])
         body = (f"local names = {{{names}}}\nlocal count = 0\n"
                 "setup = function(thread)\n  count = count + 1\n"
-                "  thread:set('account', names[(count - 1) % #names + 1])\nend\n"
-                "init = function(args)\n  req = wrk.format('POST', '/accounts/' .. account .."
-                f" '/v1.1/order_create', {FORM}, '{ORDER}')\nend\nrequest = function() return req end\n")
+                "  thread:set('account', names[(count - 1) % #names + 1])\nend\n")
+        if kind == "spread":
+            body += ("init = function(args)\n  req = wrk.format('POST', '/accounts/' .. account .."
+                     f" '/v1.1/order_create', {FORM}, '{ORDER}')\nend\nrequest = function() return req end\n")
+        else:
+            body += KEYED + ("request = function() return keyed('/accounts/' .. account .."
+                             " '/v1.1/order_create') end\n")
     else:
         body = ""
     path.write_text(body + DONE)

@@ -40,13 +40,15 @@ from pathlib import Path
 from bench_load import Figure, Target, run_wrk, script
 from bench_stack import HERE, BenchStack, bench_stack, memory_mib
 
-TOGGLES = [  # (what, the config lines added to the default config)
+KEYED = "Idempotency-Key: <new per call>"
+TOGGLES = [  # (what, the config lines added to the default config, or the header every call carries)
     ("rate limit pacing at 10,000/s", "limits.rate_per_second: 10000"),
     ("audit fsync per entry", "audit: {fsync: true}"),
     ("access log off", "access_log: false"),
     ("metrics off", "metrics: false"),
     ("asyncio event loop", "event_loop: asyncio"),
     ("uvloop event loop", "event_loop: uvloop"),
+    ("idempotency records", KEYED),  # the default config; every call keyed: a record before, one after
 ]
 TARGETS = ("added p50 ≤ 0.35 ms; ≥ 4,000 signed calls/s at c=50, 0 errors; CPU ≤ 250 µs/call;"
            " RSS ≤ 48 / 64 MiB; READY ≤ 0.6 s")
@@ -67,16 +69,16 @@ def fmt(value: float, digits: int = 2) -> str:
 class Bench:
     def __init__(self, stack: BenchStack, seconds: float, log: Log) -> None:
         self.stack, self.seconds, self.log = stack, seconds, log
-        self.scripts = {kind: script(stack.tmp, kind, stack.accounts)
-                        for kind in ("order_create", "ticker", "spread")}
+        kinds = ("order_create", "ticker", "spread", "order_create_keyed", "spread_keyed")
+        self.scripts = {kind: script(stack.tmp, kind, stack.accounts) for kind in kinds}
 
     def run(self, target: Target, kind: str, connections: int) -> Figure:
-        if kind == "spread":
+        if kind.startswith("spread"):
             threads = len(self.stack.accounts)
-            return run_wrk(target, self.scripts["spread"], "", max(connections, threads), self.seconds,
+            return run_wrk(target, self.scripts[kind], "", max(connections, threads), self.seconds,
                            self.stack.upstream_port, threads=threads)
-        return run_wrk(target, self.scripts[kind], f"/v1.1/{kind}", connections, self.seconds,
-                       self.stack.upstream_port)
+        return run_wrk(target, self.scripts[kind], f"/v1.1/{kind.removesuffix('_keyed')}", connections,
+                       self.seconds, self.stack.upstream_port)
 
 
 def main_table(bench: Bench, targets: list[Target], rounds: int) -> Rows:
@@ -125,13 +127,14 @@ def toggles(bench: Bench, default: Target, rounds: int) -> int:
             print(f"| {name} | `{change}` | not measured: uvloop is not installed | | | | | |")
             continue
         slug = "".join(c if c.isalnum() else "-" for c in name)
-        variant = bench.stack.daemon(slug, bench.stack.config(slug, change))
+        keyed = "_keyed" if change == KEYED else ""
+        variant = bench.stack.daemon(slug, bench.stack.config(slug, "" if keyed else change))
         target = Target(name, variant.port, variant.pid)
         runs: list[tuple[Figure, Figure, Figure, Figure]] = []
         for number in range(rounds):
             bench.log(f"toggle {name}: round {number + 1}/{rounds}")
-            runs.append((bench.run(default, "spread", 50), bench.run(target, "spread", 50),
-                         bench.run(default, "order_create", 1), bench.run(target, "order_create", 1)))
+            runs.append((bench.run(default, "spread", 50), bench.run(target, "spread" + keyed, 50),
+                         bench.run(default, "order_create", 1), bench.run(target, "order_create" + keyed, 1)))
         variant.stop()
         errors += sum(v.errors + s.errors for _, v, _, s in runs)
         print(f"| {name} | `{change}` | {fmt(median([v.rps for _, v, _, _ in runs]), 0)}"

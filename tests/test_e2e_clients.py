@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import ccxt
@@ -72,3 +74,25 @@ def test_ccxt_with_a_client_token(make_stack) -> None:  # type: ignore[no-untype
         client.fetch_balance()
     client.headers = {"Authorization": f"Bearer {token}"}
     assert client.fetch_balance()["total"]["BTC"] > 0
+
+
+def test_ccxt_retry_with_an_idempotency_key_orders_once(exchange: ccxt.exmo, stack: Stack) -> None:
+    """A ccxt bot passes the key per order in `params` (README); sending the same create_order again,
+    as a bot does after a timeout, returns the same order and places it once."""
+    client_id = secrets.randbelow(10**9) + 1
+    params = {"client_id": client_id, "idempotency_key": str(uuid.uuid4())}
+    orders = [exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 20000, params) for _ in range(2)]
+    assert orders[0]["id"] == orders[1]["id"]
+    assert stack.sim_stats()["client_ids"].get(str(client_id)) == 1
+
+
+def test_ccxt_idempotency_key_as_a_header_after_loading_markets(exchange: ccxt.exmo, stack: Stack) -> None:
+    """The header works too, once markets are loaded: ccxt sends `exchange.headers` with every request,
+    and a key names one call."""
+    exchange.load_markets()
+    client_id = secrets.randbelow(10**9) + 1
+    exchange.headers = {"Idempotency-Key": str(uuid.uuid4())}
+    orders = [exchange.create_order("BTC/USDT", "limit", "buy", 0.001, 20000, {"client_id": client_id})
+              for _ in range(2)]
+    assert orders[0]["id"] == orders[1]["id"]
+    assert stack.sim_stats()["client_ids"].get(str(client_id)) == 1

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/html\r\n"
                              b"Content-Length: " + str(len(page)).encode() + b"\r\n\r\n" + page)
             return True
-        if path.endswith("/order_book") or path.endswith("/user_cancelled_orders"):  # slow, then fine
+        if path.endswith(("/order_book", "/user_cancelled_orders", "/user_open_orders")):  # slow, then fine
             time.sleep(0.5)
         if path.endswith("/user_cancelled_orders"):  # a private call answered 500: never resent
             self.wfile.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
@@ -117,11 +118,16 @@ def broken() -> Iterator[BrokenExmo]:
     server.server_close()
 
 
-def start_daemon_at(tmp: Path, upstream: str) -> Service:
+def start_daemon_at(tmp: Path, upstream: str, extra: str = "") -> Service:
     pfile = write_passphrase(tmp)
     config = init_config(tmp, fake_key(), fake_secret(), pfile)
-    config.write_text(config.read_text().replace("upstream_timeout_s: 15", "upstream_timeout_s: 1.5"))
-    port = free_port()
+    config.write_text(config.read_text().replace("upstream_timeout_s: 15", "upstream_timeout_s: 1.5") + extra)
+    return run_daemon_at(tmp, upstream)
+
+
+def run_daemon_at(tmp: Path, upstream: str) -> Service:
+    """The daemon of the config and passphrase in `tmp` (again, after a restart)."""
+    port, config, pfile = free_port(), tmp / "exmo-proxy.yaml", tmp / "passphrase"
     return start(["run", "--config", str(config), "--passphrase-file", str(pfile), "--listen",
                   f"127.0.0.1:{port}", "--upstream", upstream], port, tmp / "daemon.log", env=clean_env())
 
@@ -190,20 +196,59 @@ def test_a_client_that_gave_up_is_not_sent(daemon: Service, broken: BrokenExmo) 
     assert " 499 " in daemon.log()
 
 
-def test_sigterm_answers_queued_calls_unsent(daemon: Service, broken: BrokenExmo) -> None:
-    """SIGTERM during 10 slow calls: every one is answered (the one in flight by EXMO's outcome, the
-    nine queued with 503, never sent), and the daemon exits 0."""
-    url = f"{daemon.url}/v1.1/order_create"
-    with ThreadPoolExecutor(10) as pool:
+def _sigterm_during(daemon: Service, method: str, calls: int = 10) -> list[int]:
+    """`calls` private calls, all inside the daemon (one in flight, the rest queued for the key) when
+    SIGTERM arrives; their statuses."""
+    url = f"{daemon.url}/v1.1/{method}"
+    with ThreadPoolExecutor(calls) as pool:
         first = pool.submit(curl_json, url, "-X", "POST")
-        time.sleep(0.3)
-        queued = [pool.submit(curl_json, url, "-X", "POST") for _ in range(9)]
+        time.sleep(0.2)
+        queued = [pool.submit(curl_json, url, "-X", "POST") for _ in range(calls - 1)]
         time.sleep(0.3)
         daemon.proc.send_signal(signal.SIGTERM)
-        statuses = sorted(f.result()[0] for f in [first, *queued])
-    assert statuses == [503] * 9 + [504]
+        return sorted(f.result()[0] for f in [first, *queued])
+
+
+def test_sigterm_finishes_the_calls_it_accepted(daemon: Service, broken: BrokenExmo) -> None:
+    """SIGTERM with 10 calls inside, nine queued behind a slow one: all 10 are sent and answered 200
+    (their answers fit in shutdown_grace_s), and the daemon exits 0."""
+    assert _sigterm_during(daemon, "user_open_orders") == [200] * 10
     assert daemon.proc.wait(timeout=30) == 0
+    assert broken.seen["/v1.1/user_open_orders"] == 10
+
+
+def test_sigterm_refuses_unsent_what_the_grace_cannot_answer(tmp_path: Path, broken: BrokenExmo) -> None:
+    """With a grace of 2 s and an upstream timeout of 1.5 s, calls may be sent for 0.5 s after SIGTERM:
+    the hung one in flight gets its 504, the nine queued behind it 503 and are never sent; exit 0."""
+    daemon = start_daemon_at(tmp_path, broken.url, "shutdown_grace_s: 2\n")
+    try:
+        assert _sigterm_during(daemon, "order_create") == [503] * 9 + [504]
+        assert daemon.proc.wait(timeout=30) == 0
+    finally:
+        daemon.kill9()
     assert broken.seen["/v1.1/order_create"] == 1
+
+
+def test_while_draining_readyz_says_so_and_new_connections_are_refused(tmp_path: Path,
+                                                                      broken: BrokenExmo) -> None:
+    """From the first moment of SIGTERM the listener is closed, and /readyz on the management
+    listener answers 503 "draining" until the call inside has its answer."""
+    management = free_port()
+    daemon = start_daemon_at(tmp_path, broken.url, f"management_listen: 127.0.0.1:{management}\n")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            hung = pool.submit(curl_json, f"{daemon.url}/v1.1/order_create", "-X", "POST")
+            time.sleep(0.3)
+            daemon.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+            status, body = curl_json(f"http://127.0.0.1:{management}/readyz")
+            assert (status, body["status"]) == (503, "draining")
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", daemon.port), timeout=2).close()
+            assert hung.result()[0] == 504
+        assert daemon.proc.wait(timeout=30) == 0
+    finally:
+        daemon.kill9()
 
 
 def test_redirects_are_not_followed(daemon: Service, broken: BrokenExmo) -> None:
@@ -306,3 +351,51 @@ def test_a_damaged_json_200_is_not_passed_off_as_an_answer(daemon: Service, brok
     assert (status, body["proxy_error"]) == (502, "upstream_invalid")
     assert "not valid JSON" in body["error"] and "outcome unknown" in body["error"]
     assert broken.seen[f"/v1.1/{method}"] == 1
+
+
+def _keyed(daemon: Service, key: str, *extra: str) -> tuple[int, Any]:
+    return curl_json(f"{daemon.url}/v1.1/order_create", "-X", "POST", "-H", f"Idempotency-Key: {key}",
+                     "-d", "pair=BTC_USDT", "-d", "quantity=1", "-d", "price=1", "-d", "type=buy", *extra)
+
+
+def test_a_keyed_call_whose_outcome_is_unknown_is_not_sent_again(daemon: Service, broken: BrokenExmo) -> None:
+    """The first answer was a 504 "outcome unknown": the retry gets that 504 again, and EXMO sees one call."""
+    first = _keyed(daemon, "hung-1")
+    assert (first[0], first[1]["proxy_error"]) == (504, "upstream_timeout")
+    assert _keyed(daemon, "hung-1") == first
+    assert broken.seen["/v1.1/order_create"] == 1
+
+
+def test_a_retry_while_the_first_is_in_flight_waits_or_is_409(daemon: Service, broken: BrokenExmo) -> None:
+    """A retry that cannot wait for the first call's answer gets 409 and is not sent; one that comes back
+    later gets the first answer."""
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(_keyed, daemon, "inflight-1")
+        time.sleep(0.3)
+        status, body = _keyed(daemon, "inflight-1", "-H", "X-Max-Wait-Ms: 200")
+        assert (status, body["proxy_error"]) == (409, "idempotency_in_flight")
+        assert first.result()[0] == 504
+    assert _keyed(daemon, "inflight-1") == first.result()
+    assert broken.seen["/v1.1/order_create"] == 1
+
+
+def test_a_keyed_call_cut_off_by_kill9_is_never_sent_again(tmp_path: Path, daemon: Service,
+                                                           broken: BrokenExmo) -> None:
+    """kill -9 between sending and answering: after the restart the retry is answered 502 "outcome
+    unknown" and not sent (the record was durable before the call was signed); so is the next retry."""
+    with ThreadPoolExecutor(1) as pool:
+        cut = pool.submit(_keyed, daemon, "killed-1")
+        deadline = time.monotonic() + 5
+        while broken.seen["/v1.1/order_create"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        daemon.kill9()
+        with pytest.raises(subprocess.CalledProcessError):
+            cut.result()  # the connection died with the daemon: curl has no answer
+    again = run_daemon_at(tmp_path, broken.url)
+    try:
+        status, body = _keyed(again, "killed-1")
+        assert (status, body["proxy_error"]) == (502, "outcome_unknown")
+        assert _keyed(again, "killed-1") == (status, body)
+    finally:
+        again.kill9()
+    assert broken.seen["/v1.1/order_create"] == 1

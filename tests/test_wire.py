@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
 
+from proxy.upstream.connect import interleave
 from proxy.upstream.wire import WireClient, WireError
 
 Script = Callable[[bytes], list[bytes]]  # request bytes -> the pieces to write back
@@ -174,14 +176,14 @@ async def test_a_connection_the_server_closed_is_not_reused(serve: Callable[...,
     (b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n", "larger than"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
      % (len(gzip.compress(b"0" * 3_000_000)), gzip.compress(b"0" * 3_000_000)), "once decoded"),
-    (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "Expected HTTP/"),  # from here on the reasons are llhttp's
     (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "Content-Length"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "transfer coding"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk size"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"res", "closed the connection"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\nhello", "two different"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 2\r\n\r\nhello", "Duplicate Content-Length"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-     "both Transfer-Encoding and Content-Length"),
+     "Content-Length can't be present with Transfer-Encoding"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n5\r\nhello\r\n0\r\n\r\n", "chunk size"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", "chunk size"),
     ("HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\nhi".encode("latin-1"), "Content-Length"),  # isdigit
@@ -283,3 +285,101 @@ async def test_switching_from_https_to_http_drops_tls(serve: Callable[..., RawSe
     wire = WireClient("https://127.0.0.1:1")
     wire.set_origin(f"http://127.0.0.1:{raw.port}")
     assert await call(raw, client=wire) == (200, b'{"result":true}')
+
+
+# --- defects of the hand-written parser that httptools (llhttp) replaced (issue 11) ------------------
+
+
+async def test_a_status_with_a_non_ascii_digit_fails_the_call_at_once(
+        serve: Callable[..., RawServer]) -> None:
+    """`2²0` is no status code: the call fails as sent, at once (it used to raise inside data_received
+    and leave the caller waiting for its timeout)."""
+    raw = await started(serve, lambda request: ["HTTP/1.1 2\u00b20 OK\r\nContent-Length: 2\r\n\r\n{}"
+                                                .encode("latin-1")])
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    with pytest.raises(WireError) as caught:
+        await call(raw, timeout_s=5)
+    assert caught.value.sent and not caught.value.timeout and loop.time() - begun < 1
+
+
+async def test_an_empty_compressed_body_is_an_empty_answer(serve: Callable[..., RawServer]) -> None:
+    """`Content-Encoding: gzip` with no body is an empty answer, not a broken one (which would have been
+    a false "outcome unknown")."""
+    raw = await started(serve, lambda request: [b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+                                                b"Content-Length: 0\r\n\r\n"])
+    assert await call(raw) == (200, b"")
+
+
+async def test_any_connection_close_header_stops_reuse(serve: Callable[..., RawServer]) -> None:
+    """`Connection: close` then `Connection: keep-alive`: close wins, the connection is not reused."""
+    raw = await started(serve, lambda request: ok(extra=b"Connection: close\r\nConnection: keep-alive\r\n"))
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    await call(raw, client=wire)
+    await call(raw, client=wire)
+    assert raw.connections == 2
+
+
+@pytest.mark.parametrize("header", [
+    pytest.param(b"Content-Type: application/json\rX-Evil: 1", id="bare-cr"),
+    pytest.param(b"Content-Type: application/json\x00", id="nul"),
+    pytest.param(b"Content-Type: application/json\x7f", id="del"),
+    pytest.param(b"X-Folded: a\r\n b", id="obs-fold"),
+])
+async def test_control_characters_in_a_header_are_refused(serve: Callable[..., RawServer],
+                                                          header: bytes) -> None:
+    """A header value with CR, NUL or DEL (or a folded line) is a malformed answer: it never reaches
+    aiohttp, which would refuse to write that Content-Type after EXMO acted."""
+    raw = await started(serve, lambda request: [b"HTTP/1.1 200 OK\r\n" + header + b"\r\nContent-Length: 2"
+                                                b"\r\n\r\n{}"], close_after=True)
+    with pytest.raises(WireError) as caught:
+        await call(raw)
+    assert caught.value.sent and not caught.value.timeout
+
+
+@pytest.mark.parametrize("piece", [1_000_000, 1000, 7], ids=["one-write", "1000-byte-pieces", "7-bytes"])
+async def test_the_header_cap_does_not_depend_on_how_the_bytes_arrive(serve: Callable[..., RawServer],
+                                                                       piece: int) -> None:
+    """A head over 64 KiB is refused whether it comes in one write or in small pieces."""
+    head = b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\nContent-Length: 2\r\n\r\n{}"
+    raw = await started(serve, lambda request: [head[i:i + piece] for i in range(0, len(head), piece)],
+                        close_after=True)
+    with pytest.raises(WireError, match="64 KiB") as caught:
+        await call(raw, timeout_s=20)
+    assert caught.value.sent
+
+
+async def test_a_black_holed_address_does_not_eat_the_connect_timeout(
+        serve: Callable[..., RawServer]) -> None:
+    """Happy eyeballs: the first address swallows SYNs (its accept queue is full), the second answers;
+    the call goes through after ~250 ms instead of failing at the 5 s connect timeout."""
+    raw = await started(serve, lambda request: ok())
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    filler = [socket.socket() for _ in range(3)]
+    for sock in filler:  # without accept(), these fill the queue; later SYNs are dropped, unanswered
+        sock.setblocking(False)
+        sock.connect_ex(hole.getsockname())
+    hole_address = (socket.AF_INET, hole.getsockname())
+
+    async def resolver(host: str, port: int) -> list[tuple[int, tuple[object, ...]]]:
+        return [hole_address, (socket.AF_INET, ("127.0.0.1", raw.port))]
+
+    wire = WireClient(f"http://exmo.example:{raw.port}", resolver=resolver)
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    try:
+        answer = await wire.request("POST", "/v1.1/user_info", {}, b"", timeout_s=10, connect_timeout_s=5)
+    finally:
+        for sock in (*filler, hole):
+            sock.close()
+    assert answer.status == 200 and loop.time() - begun < 2
+
+
+def test_addresses_are_tried_with_the_families_interleaved() -> None:
+    """RFC 8305 §4: the first family first, then alternating; duplicates once."""
+    v6a, v6b = (socket.AF_INET6, ("2001:db8::1", 443, 0, 0)), (socket.AF_INET6, ("2001:db8::2", 443, 0, 0))
+    v4a, v4b = (socket.AF_INET, ("192.0.2.1", 443)), (socket.AF_INET, ("192.0.2.2", 443))
+    assert interleave([v6a, v6b, v4a, v4b, v6a]) == [v6a, v4a, v6b, v4b]
+    assert interleave([v4a, v6a, v6b]) == [v4a, v6a, v6b]

@@ -44,6 +44,7 @@ class CallRecord:
     started: float = field(default_factory=time.monotonic)
     nonce: int | None = None
     response: UpstreamResponse | None = None
+    replayed: bool = False  # the answer of an earlier call with the same Idempotency-Key, not sent
     _exmo: tuple[bool | None, str | None] | None = None
 
     def signed(self, nonce: int) -> None:
@@ -91,7 +92,7 @@ class AuditTrail:
     def finish(self, record: CallRecord, exc: BaseException | None) -> None:
         if exc is None:
             if record.response is not None:
-                self._write(record, "answered", record.response.status)
+                self._write(record, "replayed" if record.replayed else "answered", record.response.status)
         elif isinstance(exc, PolicyDenied):
             self._write(record, "refused", 403)
         elif record.nonce is None:

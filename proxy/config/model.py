@@ -63,6 +63,7 @@ class Settings(Generic[AccountsT]):
     features: Features = field(default_factory=Features, metadata=_keys(*sections.FEATURE_KEYS))
     # SIGTERM: calls already inside are still sent while their answer fits in this many seconds
     shutdown_grace_s: float = field(default=25.0, metadata=RESTART_ONLY)
+    idempotency_ttl_s: float = 86400.0  # how long a retry with the same Idempotency-Key gets the first answer
 
 
 Document = Settings[tuple[SealedAccount, ...]]  # as validated: secrets sealed, accounts in file order
@@ -135,6 +136,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         audit=sections.audit(doc.get("audit")), cache=sections.cache(doc.get("cache")),
         features=sections.features(doc),
         shutdown_grace_s=sections.seconds(doc, "shutdown_grace_s", 25.0, 0, 3600),
+        idempotency_ttl_s=sections.seconds(doc, "idempotency_ttl_s", 86400.0, 60, 30 * 86400),
     )
 
 

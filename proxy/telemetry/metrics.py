@@ -64,6 +64,7 @@ class Metrics:
         self.exmo_errors: Counter[str] = Counter()
         self.rate_limited = 0
         self.nonce_resyncs = 0
+        self.idempotent_replays = 0
         self.upstream_latency: dict[str, _Histogram] = {}
         self.queue_wait: dict[str, _Histogram] = {}
         self.registry = CollectorRegistry(auto_describe=True)
@@ -80,6 +81,10 @@ class Metrics:
     def queue_time(self, method_class_: str, seconds: float) -> None:
         if self.enabled:
             _histogram(self.queue_wait, method_class_, QUEUE_BUCKETS).observe(seconds)
+
+    def idempotent_replay(self) -> None:
+        if self.enabled:
+            self.idempotent_replays += 1
 
     def nonce_resync(self) -> None:
         if self.enabled:
@@ -127,6 +132,8 @@ class _Collector(Collector):
         yield _labelled("exmo_proxy_exmo_errors", "EXMO error codes seen in answers", "code", m.exmo_errors)
         yield CounterMetricFamily("exmo_proxy_nonce_resyncs", "40009 answers that moved a nonce up",
                                   value=m.nonce_resyncs)
+        yield CounterMetricFamily("exmo_proxy_idempotent_replays", "Retries answered with the first call's"
+                                  " answer (Idempotency-Key), never sent again", value=m.idempotent_replays)
         yield _labelled("exmo_proxy_refusals", "Calls refused before signing, by rule", "rule", m.refusals)
         yield CounterMetricFamily("exmo_proxy_rate_limited", "Calls refused with 429 (queue full or EXMO's"
                                   " pause)", value=m.rate_limited)

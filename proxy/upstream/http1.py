@@ -1,20 +1,23 @@
 """Reading one HTTP/1.1 answer from the bytes as they arrive (the upstream client, wire.py).
 
-Framing by Content-Length, chunked transfer coding, or the connection closing; interim 1xx answers are
-skipped; gzip and deflate are decoded. Every size is bounded by `max_bytes` (raw and decoded) and the
-head by 64 KiB, so a hostile or broken peer cannot make the daemon buffer without limit. Anything that
-is not a well-formed answer raises Malformed.
+The parsing is httptools' (llhttp: the parser of Node.js, behind uvicorn), strict: status line, header
+syntax (no bare CR, no obs-fold), framing by Content-Length or chunked transfer coding (both at once,
+two lengths, or a bad chunk size are refused), interim 1xx answers. What this module adds is what the
+daemon needs on top: every size bounded — the head at 64 KiB however the bytes arrive, the body at
+`max_bytes` raw and decoded — so a hostile or broken peer cannot make the daemon buffer without limit;
+a close-delimited answer completed at EOF; gzip and deflate decoded; and a connection reused only when
+every `Connection` header allows it and nothing followed the answer. Anything that is not a well-formed
+answer raises Malformed.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 
+import httptools
+
 MAX_HEAD_BYTES = 64 * 1024
-FRAMING = frozenset({"content-length", "transfer-encoding"})
-_DECIMAL = re.compile(r"[0-9]{1,15}")  # not str.isdigit(), which takes "²"
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class Malformed(Exception):
@@ -26,130 +29,48 @@ class AnswerReader:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.buffer = bytearray()
         self.status = 0
         self.headers: dict[str, str] = {}
         self.keep_alive = False
-        self._length: int | None = None  # None: read until the connection closes
-        self._chunked = False
-        self._body = bytearray()
-        self._in_head = True
         self.done = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._body = bytearray()
+        self._head_bytes = 0
+        self._framed = False  # Content-Length or chunked: not delimited by the close
+        self._close = False  # a Connection header said close
+        self._in_body = False
+        self._head_fed = 0  # bytes fed before the head was complete
+        self._problem: Malformed | None = None  # raised by a callback; httptools wraps it
+
+    # --- feeding --------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        self.buffer += data
-        while not self.done:
-            progressed = self._head() if self._in_head else self._chunk() if self._chunked else self._fixed()
-            if not progressed:
+        if self.done:
+            self.keep_alive = False  # bytes nobody asked for: do not reuse this connection
+            return
+        if not self._in_body:
+            self._head_fed += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise Malformed("the server switched protocols") from None
+        except httptools.HttpParserError as exc:
+            if self.done:  # the answer was complete; what follows it is not ours to read
+                self.keep_alive = False
                 return
+            raise self._problem or Malformed(_reason(exc)) from None
+        if not self._in_body and self._head_fed > MAX_HEAD_BYTES:  # one header line growing without end
+            raise Malformed("the answer's header is larger than 64 KiB")
 
     def finish_at_eof(self) -> bool:
         """The peer closed: complete if the answer was delimited by that."""
-        if not self._in_head and not self._chunked and self._length is None:
-            self._body += self.buffer
-            self.buffer.clear()
-            self._check_size(len(self._body))
+        if self._in_body and not self._framed and not self.done:
             self.done, self.keep_alive = True, False
         return self.done
 
-    def _head(self) -> bool:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buffer) > MAX_HEAD_BYTES:
-                raise Malformed("the answer's header is larger than 64 KiB")
-            return False
-        lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
-        del self.buffer[:end + 4]
-        version, _, rest = lines[0].partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise Malformed(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        status = int(code)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            if not colon or not name or name != name.strip():
-                raise Malformed("a malformed header line")
-            name, value = name.lower(), value.strip()
-            if name in FRAMING and name in headers and headers[name] != value:
-                raise Malformed(f"two different {name} headers")  # which one frames the body?
-            headers[name] = value
-        if 100 <= status < 200:
-            if status == 101:
-                raise Malformed("the server switched protocols")
-            return True  # an interim answer (100 Continue, 103): the real one follows
-        self.status, self.headers, self._in_head = status, headers, False
-        connection = headers.get("connection", "").lower()
-        self.keep_alive = version == "HTTP/1.1" and "close" not in connection
-        encoding = headers.get("transfer-encoding")
-        if status in (204, 304):  # never a body, whatever the headers say (RFC 9112 §6.3)
-            self._length = 0
-        elif encoding is not None:
-            if encoding.lower() != "chunked":
-                raise Malformed(f"unsupported transfer coding {encoding!r}")
-            if "content-length" in headers:  # an ambiguity smuggling is made of: refuse it
-                raise Malformed("both Transfer-Encoding and Content-Length")
-            self._chunked = True
-        elif "content-length" in headers:
-            length = headers["content-length"]
-            if not _DECIMAL.fullmatch(length):
-                raise Malformed("a malformed Content-Length")
-            self._length = int(length)
-            self._check_size(self._length)
-        else:
-            self.keep_alive = False  # delimited by the close
-        return True
-
-    def _fixed(self) -> bool:
-        if self._length is None:
-            self._check_size(len(self.buffer))
-            return False
-        if len(self.buffer) < self._length:
-            return False
-        self._body = self.buffer[:self._length]
-        if len(self.buffer) > self._length:
-            self.keep_alive = False  # bytes nobody asked for: do not reuse this connection
-        self.buffer = bytearray()
-        self.done = True
-        return True
-
-    def _chunk(self) -> bool:
-        end = self.buffer.find(b"\r\n")
-        if end < 0:
-            if len(self.buffer) > 1024:
-                raise Malformed("a malformed chunk size line")
-            return False
-        size_text = bytes(self.buffer[:end]).split(b";", 1)[0].strip()
-        if not _HEX.fullmatch(size_text):  # int(x, 16) alone would take "-2", "0x1f" or "1_0"
-            raise Malformed("a malformed chunk size")
-        size = int(size_text, 16)
-        if size == 0:  # last chunk: skip trailers up to the empty line
-            trailer_end = self.buffer.find(b"\r\n\r\n", end)
-            if trailer_end < 0:
-                if len(self.buffer) > MAX_HEAD_BYTES:
-                    raise Malformed("chunk trailers larger than 64 KiB")
-                return False
-            if len(self.buffer) > trailer_end + 4:
-                self.keep_alive = False
-            self.buffer = bytearray()
-            self.done = True
-            return True
-        self._check_size(len(self._body) + size)
-        if len(self.buffer) < end + 2 + size + 2:
-            return False
-        if self.buffer[end + 2 + size:end + 4 + size] != b"\r\n":
-            raise Malformed("a chunk does not end where its size says")
-        self._body += self.buffer[end + 2:end + 2 + size]
-        del self.buffer[:end + 4 + size]
-        return True
-
-    def _check_size(self, size: int) -> None:
-        if size > self.max_bytes:
-            raise Malformed(f"answer larger than {self.max_bytes // (1024 * 1024)} MiB")
-
     def body(self) -> bytes:
         coding = self.headers.get("content-encoding", "identity").lower()
-        if coding in ("identity", ""):
+        if coding in ("identity", "") or not self._body:  # an empty body has nothing to decode
             return bytes(self._body)
         if coding in ("gzip", "x-gzip"):
             return self._inflate(zlib.decompressobj(16 + zlib.MAX_WBITS))
@@ -160,6 +81,69 @@ class AnswerReader:
                 return self._inflate(zlib.decompressobj(-zlib.MAX_WBITS))
         raise Malformed(f"unsupported content coding {coding!r}")
 
+    # --- httptools callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.done:  # a second answer on the same bytes: stray, never reuse the connection
+            self.keep_alive = False
+            return
+        self.headers, self._head_bytes, self._framed, self._close = {}, 0, False, False
+
+    def on_status(self, status: bytes) -> None:
+        if not self.done:
+            self._count_head(len(status) + 16)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.done:
+            return
+        self._count_head(len(name) + len(value) + 4)
+        key = name.lower()
+        if key in FRAMING:
+            self._framed = True
+        if key == b"connection" and b"close" in value.lower():
+            self._close = True  # any Connection header saying close wins, wherever it stands
+        text = value.decode("latin-1")
+        if not text.replace("\t", " ").isprintable():  # a control character: CR, NUL, DEL, ...
+            self._fail("a header value holds a control character")
+        self.headers[key.decode("latin-1")] = text
+
+    def on_headers_complete(self) -> None:
+        if self.done:
+            return
+        self.status = self._parser.get_status_code()
+        encoding = self.headers.get("transfer-encoding")
+        if encoding is not None and encoding.lower() != "chunked" and self.status not in (204, 304):
+            self._fail(f"unsupported transfer coding {encoding!r}")
+        length = self.headers.get("content-length")
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_bytes:
+            self._fail(f"answer larger than {self.max_bytes // (1024 * 1024)} MiB")  # before reading it
+        if self.status >= 200:
+            self._in_body = True
+
+    def on_body(self, body: bytes) -> None:
+        if self.done:
+            return
+        if len(self._body) + len(body) > self.max_bytes:
+            self._fail(f"answer larger than {self.max_bytes // (1024 * 1024)} MiB")
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        if self.done or self.status < 200:  # an interim answer (100 Continue, 103): the real one follows
+            return
+        self.done = True
+        self.keep_alive = self._parser.should_keep_alive() and not self._close
+
+    # --- inside ---------------------------------------------------------------------------------
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail("the answer's header is larger than 64 KiB")
+
+    def _fail(self, message: str) -> None:
+        self._problem = Malformed(message)
+        raise self._problem
+
     def _inflate(self, inflater: zlib._Decompress) -> bytes:
         out = inflater.decompress(bytes(self._body), self.max_bytes + 1)
         if len(out) > self.max_bytes or inflater.unconsumed_tail:
@@ -167,3 +151,8 @@ class AnswerReader:
         if not inflater.eof or inflater.unused_data:  # cut short, or more than one stream
             raise Malformed("a compressed answer that does not end where its data does")
         return out
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:120]

@@ -10,9 +10,11 @@ What it does, and nothing else:
 
 - keeps up to `limit` connections to the origin; an idle one is reused (newest first) unless the peer
   has closed it or it has been idle longer than `idle_s`, well inside common keep-alive timeouts;
+- connects to the first of the origin's addresses that answers, racing them (connect.py: happy
+  eyeballs, so a black-holed IPv6 address does not eat the connect timeout);
 - TLS with `ssl.create_default_context()`: the certificate and the host name are verified;
-- frames an answer by Content-Length, chunked transfer coding, or the connection closing, and decodes
-  gzip/deflate, refusing more than `max_bytes` (raw or decoded): http1.py;
+- parses the answer with httptools (llhttp), decodes gzip/deflate and refuses more than `max_bytes`
+  (raw or decoded): http1.py;
 - says whether a failure came before any byte of the request was written (`sent=False`: nothing can
   have reached the server, safe to retry) or after (`sent=True`: the outcome is unknown).
 
@@ -24,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.upstream.connect import Resolver, first_to_connect, resolve
 from proxy.upstream.http1 import AnswerReader, Malformed
 
 MIN_ANSWER_S = 0.05  # a request is not written with less time than this left for its answer
@@ -129,8 +133,10 @@ class WireClient:
     """Requests to one origin (`scheme://host[:port]`); `close()` when done."""
 
     def __init__(self, origin: str, *, limit: int = 64, idle_s: float = 10.0,
-                 max_bytes: int = 16 * 1024 * 1024, user_agent: str = "exmo-signing-proxy") -> None:
+                 max_bytes: int = 16 * 1024 * 1024, user_agent: str = "exmo-signing-proxy",
+                 resolver: Resolver = resolve) -> None:
         self.limit, self.idle_s, self.max_bytes, self.user_agent = limit, idle_s, max_bytes, user_agent
+        self._resolve = resolver
         self._idle: list[_Connection] = []
         self._slots = asyncio.Semaphore(limit)
         self._ssl: ssl.SSLContext | None = None
@@ -223,10 +229,10 @@ class WireClient:
         generation = self._generation
         try:
             async with asyncio.timeout(connect_timeout_s):
-                _, protocol = await loop.create_connection(
-                    lambda: _Connection(self.max_bytes, generation), self._host, self._port,
-                    ssl=self._ssl if self._tls else None, server_hostname=self._host if self._tls else None,
-                )
+                addresses = await self._resolve(self._host, self._port)
+                _, protocol = await first_to_connect(
+                    [self._attempt(loop, generation, sockaddr) for _, sockaddr in addresses],
+                    close=lambda made: made[0].close())
         except TimeoutError:
             raise WireError(f"connecting took longer than {connect_timeout_s:g}s", sent=False,
                             timeout=True) from None
@@ -236,6 +242,15 @@ class WireClient:
             protocol.close()
             raise WireError("the upstream changed while connecting", sent=False)
         return protocol
+
+    def _attempt(self, loop: asyncio.AbstractEventLoop, generation: int, sockaddr: tuple[Any, ...],
+                 ) -> Callable[[], Awaitable[tuple[asyncio.BaseTransport, _Connection]]]:
+        """Connecting to one of the origin's addresses (TLS verified against the origin's name)."""
+        def attempt() -> Awaitable[tuple[asyncio.BaseTransport, _Connection]]:
+            return loop.create_connection(
+                lambda: _Connection(self.max_bytes, generation), sockaddr[0], sockaddr[1],
+                ssl=self._ssl if self._tls else None, server_hostname=self._host if self._tls else None)
+        return attempt
 
     def _put_back(self, loop: asyncio.AbstractEventLoop, connection: _Connection) -> None:
         if connection.usable() and connection.generation == self._generation:

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from proxy.audit.trail import AuditTrail
 from proxy.calls.dispatch import Dispatcher
+from proxy.calls.idempotency import Idempotency
+from proxy.calls.idempotency_store import IdempotencyStore
 from proxy.calls.nonce import NonceBook, wall_clock_ms
 from proxy.calls.ratelimit import RateLimiter
 from proxy.calls.shared_reads import SharedReads
@@ -36,14 +38,18 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     limiter = RateLimiter(config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
+    records = IdempotencyStore(config.state_dir, config.idempotency_ttl_s)
+    records.open()
     dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.reconfigure(config.limits, config.cache)
-    app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS])
+    app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS],
+                           Idempotency(records, app[METRICS]))
     try:
         yield
     finally:
         await upstream.close()
         audit.close()
+        records.close()
         nonces.close()
 
 

@@ -40,12 +40,14 @@ def is_local_name(name: str, listen: Listen) -> bool:
         return False
 
 
-def named_host(headers: Mapping[str, str], target: str) -> tuple[str | None, str]:
-    """The host a request names, and where: an absolute-form target's authority replaces the Host
-    header (RFC 9112 §3.2.2), so `POST http://other.host/v1.1/...` names other.host."""
-    if target.startswith("/"):
-        return headers.get("Host"), "Host"
-    return urlsplit(target).netloc or target, "the request target's host"
+def named_hosts(headers: Mapping[str, str], target: str) -> list[tuple[str | None, str]]:
+    """The hosts a request names, and where. An absolute-form target names its authority (RFC 9112
+    §3.2.2: `POST http://other.host/v1.1/...` is a request to other.host); its Host header is checked
+    too, though the RFC says to ignore it: a foreign one is refused either way."""
+    named: list[tuple[str | None, str]] = [(headers.get("Host"), "Host")]
+    if not target.startswith("/"):
+        named.append((urlsplit(target).netloc or target, "the request target's host"))
+    return named
 
 
 def check(headers: Mapping[str, str], listen: Listen, target: str = "/") -> None:
@@ -58,14 +60,15 @@ def check(headers: Mapping[str, str], listen: Listen, target: str = "/") -> None
                 f"requests with an {name} header come from a web browser and are refused, so that no"
                 " web page can trade through this daemon; bots must not send it",
             )
-    host, where = named_host(headers, target)
     # Rebinding matters for a loopback listener that trusts whoever reaches it; a unix socket has
     # no host name, and a non-loopback listener (only allowed with client tokens) is addressed by
     # the machine's own names while every request must carry a token a web page does not have.
-    rebindable = listen.unix_path is None and listen.is_loopback
-    if rebindable and host and not is_local_name(host_name(host), listen):
-        raise PolicyDenied(
-            "host_refused",
-            f"{where} {host_name(host)!r} is not a local name; address the daemon as 127.0.0.1 or"
-            " localhost (a foreign Host is how DNS rebinding reaches a local daemon)",
-        )
+    if listen.unix_path is not None or not listen.is_loopback:
+        return
+    for host, where in named_hosts(headers, target):
+        if host and not is_local_name(host_name(host), listen):
+            raise PolicyDenied(
+                "host_refused",
+                f"{where} {host_name(host)!r} is not a local name; address the daemon as 127.0.0.1 or"
+                " localhost (a foreign Host is how DNS rebinding reaches a local daemon)",
+            )

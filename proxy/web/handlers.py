@@ -1,7 +1,8 @@
 """The API handler: `handle_api` reads top to bottom as a request's way (SPEC §5).
 
-method → parameters → public read, or: account → policy → pre-trade checks → halt switch → dispatch
-(turn, nonce, signature, upstream) → EXMO's answer unchanged. Handlers only raise; middleware.py
+method → parameters → public read, or: account → policy → [Idempotency-Key: the first answer again,
+or] pre-trade checks → halt switch → dispatch (turn, nonce, signature, upstream) → EXMO's answer
+unchanged. Handlers only raise; middleware.py
 turns exceptions into answers.
 """
 
@@ -12,6 +13,8 @@ from collections.abc import Callable
 from aiohttp import web
 
 from proxy.audit.trail import CallRecord
+from proxy.calls import idempotency
+from proxy.calls.dispatch import Signed
 from proxy.config.accounts import Account
 from proxy.config.model import Config
 from proxy.exmo.methods import is_public, is_valid_method
@@ -71,18 +74,30 @@ async def handle_api(request: web.Request) -> web.Response:
     account = resolve_account(runtime.config, request.match_info.get("account"),
                               request.headers.get("X-Exmo-Account"))
     request[ACCOUNT] = account.name
+    key, params = idempotency.take_key(request.headers.get(idempotency.HEADER), params)
     client = request.get(CLIENT)
     record = CallRecord(request[REQUEST_ID], client.name if client else None, account.name, method, params)
     with runtime.audit.call(record):
         rules.check(account, method, client)
-        pretrade.check(account, method, params)
-        halt.check(runtime.config.state_dir, method)
-        record.response = await runtime.dispatcher.private(account, path, params, wait,
-                                                           _client_waiting(request), record.signed)
+
+        async def send(on_signed: Signed) -> UpstreamResponse:
+            pretrade.check(account, method, params)
+            halt.check(runtime.config.state_dir, method)
+            return await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request),
+                                                    on_signed)
+
+        if key is None:
+            record.response = await send(record.signed)
+        else:  # a retry gets the first answer (a replay is not a trade: no pre-trade or halt check)
+            record.response, record.replayed = await runtime.idempotency.call(
+                key, account.name, method, params, wait, send, record.signed)
     code = record.exmo()[1]
     if code:
         request[EXMO_ERROR] = code
-    return _pass_through(record.response)
+    response = _pass_through(record.response)
+    if record.replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    return response
 
 
 def _patience(request: web.Request, default_s: float) -> float:

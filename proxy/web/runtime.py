@@ -12,6 +12,7 @@ from aiohttp import web
 
 from proxy.audit.trail import AuditTrail
 from proxy.calls.dispatch import Dispatcher
+from proxy.calls.idempotency import Idempotency
 from proxy.calls.nonce import NonceBook
 from proxy.calls.ratelimit import RateLimiter
 from proxy.config.model import Config, keep_restart_only
@@ -29,6 +30,7 @@ class Runtime:
     dispatcher: Dispatcher
     audit: AuditTrail
     metrics: Metrics
+    idempotency: Idempotency
 
     @property
     def config(self) -> Config:
@@ -42,6 +44,7 @@ class Runtime:
         self.dispatcher.reconfigure(new.limits, new.cache)
         self.metrics.configure(new.features.metrics)
         self.audit.reconfigure(new.audit)
+        self.idempotency.reconfigure(new.idempotency_ttl_s)
         self.live.config = new  # the swap: every request from here on sees the new config
         return kept
 

@@ -1,0 +1,178 @@
+"""`Idempotency-Key`: a retried call gets the first call's answer, never a second execution (SPEC §5).
+
+The header follows draft-ietf-httpapi-idempotency-key-header (and Stripe, whose API bot authors know);
+a library that sends the same headers with every request (ccxt) passes it as the `idempotency_key`
+parameter instead, which is taken out before the call is signed.
+A key belongs to an account; the call it names is fingerprinted by method and parameters. For a key:
+
+- first seen: recorded pending (durably, idempotency_store.py) before the call is signed, then sent; its
+  answer is kept for `idempotency_ttl_s`, also an "outcome unknown" 502/504: a retry must not order
+  twice because the first answer was lost. A call refused before it was sent (rate limit, shutdown,
+  unreachable upstream, a policy check) leaves no record, so its retry is a new call.
+- retried with the same fingerprint: the first answer, byte for byte, marked `Idempotent-Replayed`;
+  while the first is still in flight the retry waits for its answer, within its own patience (else 409
+  `idempotency_in_flight`). A record left pending by a daemon that stopped mid-call (kill -9, power cut
+  after the write) is answered 502 "outcome unknown", and that becomes its answer: it is never sent.
+- retried with another method or other parameters: 422 `idempotency_mismatch`, not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from proxy.calls.idempotency_store import Answer, IdempotencyStore
+from proxy.exmo.refusals import Refusal, error_body
+from proxy.exmo.signing import Params
+from proxy.telemetry.metrics import Metrics
+from proxy.upstream.client import UNKNOWN_HINT, UpstreamError, UpstreamResponse
+
+HEADER = "Idempotency-Key"
+PARAM = "idempotency_key"  # the same, as a parameter: what a library that cannot set a header per call sends
+REPLAYED_HEADER = "Idempotent-Replayed"
+JSON = "application/json; charset=utf-8"
+
+Signed = Callable[[int], None]
+Send = Callable[[Signed], Awaitable[UpstreamResponse]]
+
+
+class IdempotencyRefusal(Refusal):
+    """A keyed call that is refused without being sent."""
+
+
+def check_key(value: str) -> str:
+    """The header's value: 1 to 255 visible ASCII characters (draft §2), else a 400."""
+    if not 0 < len(value) <= 255 or not all("!" <= c <= "~" for c in value):
+        raise IdempotencyRefusal(f"{HEADER} must be 1 to 255 visible ASCII characters, e.g. a UUID",
+                                 status=400, slug="bad_idempotency_key")
+    return value
+
+
+def take_key(header: str | None, params: Params) -> tuple[str | None, Params]:
+    """The call's key (header, or the `idempotency_key` parameter, which is never sent to EXMO) and the
+    parameters without it; both given and different is a 400."""
+    found = [value for name, value in params if name == PARAM]
+    if not found:
+        return header, params
+    if header is not None and header != found[0]:
+        raise IdempotencyRefusal(f"the {HEADER} header and the {PARAM} parameter differ; send one of them",
+                                 status=400, slug="bad_idempotency_key")
+    return found[0], tuple((name, value) for name, value in params if name != PARAM)
+
+
+def scope_of(account: str, key: str) -> str:
+    """Where a key's record lives: per account, hashed (a key is the client's text, of any shape)."""
+    return hashlib.sha256(f"{account}\0{key}".encode()).hexdigest()[:32]
+
+
+def fingerprint(method: str, params: Params) -> str:
+    """Method and parameters (names are unique, so their order does not matter): the same call sent
+    again has the same fingerprint."""
+    canonical = json.dumps([method, sorted(params)], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _error_answer(status: int, slug: str, message: str) -> Answer:
+    return Answer(status, json.dumps(error_body(slug, message)).encode(), JSON)
+
+
+def _unknown(why: str) -> Answer:
+    return _error_answer(502, "outcome_unknown", f"{why}; outcome unknown: {UNKNOWN_HINT}. A retry with this"
+                                                 f" {HEADER} gets this answer again and is never sent")
+
+
+@dataclass
+class _Flight:
+    fingerprint: str
+    done: asyncio.Future[Answer | None]  # None: the call was not sent, a retry may send it
+
+
+class Idempotency:
+    """Keyed private calls of one running daemon."""
+
+    def __init__(self, store: IdempotencyStore, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self._flights: dict[str, _Flight] = {}
+
+    def reconfigure(self, ttl_s: float) -> None:
+        """A reload's `idempotency_ttl_s`, for every record from now on (kept ones too)."""
+        self.store.reconfigure(ttl_s)
+
+    async def call(self, key: str, account: str, method: str, params: Params, patience_s: float,
+                   send: Send, on_signed: Signed) -> tuple[UpstreamResponse, bool]:
+        """The answer for this keyed call, and whether it is a replay of an earlier one."""
+        scope, print_ = scope_of(account, check_key(key)), fingerprint(method, params)
+        while True:
+            flight = self._flights.get(scope)
+            if flight is None:
+                break
+            _same_call(flight.fingerprint, print_)
+            answer = await self._wait(flight, patience_s)
+            if answer is not None:
+                return self._replay(answer)
+        record = self.store.get(scope)
+        if record is not None:
+            _same_call(record.fingerprint, print_)
+            answer = record.answer
+            if answer is None:  # pending, and no call of ours in flight: the daemon stopped in between
+                answer = _unknown("the first call with this key was signed, and the daemon stopped before"
+                                  " EXMO's answer arrived")
+                self.store.complete(scope, answer)
+            return self._replay(answer)
+        return await self._first(scope, print_, send, on_signed), False
+
+    async def _first(self, scope: str, print_: str, send: Send, on_signed: Signed) -> UpstreamResponse:
+        self.store.begin(scope, print_)  # before anything is signed: StoreUnwritable refuses the call
+        flight = self._flights[scope] = _Flight(print_, asyncio.get_running_loop().create_future())
+        signed = False
+
+        def signing(nonce: int) -> None:
+            nonlocal signed
+            signed = True
+            on_signed(nonce)
+
+        answer: Answer | None = None
+        try:
+            response = await send(signing)
+            answer = Answer(response.status, response.body, response.content_type)
+            return response
+        except UpstreamError as exc:
+            if exc.sent:
+                answer = _error_answer(exc.status, exc.slug, exc.explain())
+            raise
+        except BaseException:
+            if signed:  # signed, then interrupted: it may have reached EXMO
+                answer = _unknown("the first call with this key was signed and then interrupted")
+            raise
+        finally:
+            del self._flights[scope]
+            if answer is None:
+                self.store.release(scope)
+            else:
+                self.store.complete(scope, answer)
+            flight.done.set_result(answer)
+
+    async def _wait(self, flight: _Flight, patience_s: float) -> Answer | None:
+        try:
+            async with asyncio.timeout(patience_s):
+                return await asyncio.shield(flight.done)
+        except TimeoutError:
+            raise IdempotencyRefusal(
+                f"a call with this {HEADER} is still in flight and did not finish within {patience_s:g}s;"
+                " retry later to get its answer (it will not be sent twice)",
+                status=409, slug="idempotency_in_flight") from None
+
+    def _replay(self, answer: Answer) -> tuple[UpstreamResponse, bool]:
+        self.metrics.idempotent_replay()
+        return UpstreamResponse(answer.status, answer.body, answer.content_type), True
+
+
+def _same_call(recorded: str, presented: str) -> None:
+    if recorded != presented:
+        raise IdempotencyRefusal(f"this {HEADER} was used for a different call (another method or other"
+                                 " parameters); use a new key for a new call. Nothing was sent",
+                                 status=422, slug="idempotency_mismatch")
