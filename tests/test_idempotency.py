@@ -228,3 +228,45 @@ def test_the_key_may_come_as_a_parameter_that_is_never_sent() -> None:
     with pytest.raises(IdempotencyRefusal) as info:
         take_key("k-2", params)
     assert (info.value.status, info.value.slug) == (400, "bad_idempotency_key")
+
+
+def test_a_compaction_during_begin_keeps_the_new_pending_record(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending line that triggers a compaction is in the rewritten journal: a kill -9 right after
+    it still finds the record (else a retry would be sent as a new call)."""
+    monkeypatch.setattr(idempotency_store, "COMPACT_FROM_BYTES", 1)  # every line compacts
+    store = _store(tmp_path)
+    store.begin("in-flight", "f")
+    store.close()  # the process dies here
+    record = _store(tmp_path).get("in-flight")
+    assert record is not None and record.answer is None
+
+
+async def test_exmo_refusals_and_refusals_after_signing_leave_no_record(tmp_path: Path) -> None:
+    """A 40009 or 40034 answer, or a refusal after a 40009 was signed and rejected, executed nothing:
+    the retry is sent, not answered with the refusal for a day."""
+    keyed = Idempotency(_store(tmp_path), Metrics())
+    sent: list[str] = []
+    rate = Answer(200, b'{"result":false,"error":"Error 40034: Access is denied, rate limit is exceeded"}',
+                  "application/json")
+
+    async def refused_by_exmo(on_signed: object) -> UpstreamResponse:
+        sent.append("40034")
+        return _response(rate)
+
+    async def not_sent_after_40009(on_signed: object) -> UpstreamResponse:
+        assert callable(on_signed)
+        on_signed(1)
+        sent.append("40009")
+        raise NotSent(503, "shutting_down", "not sent")
+
+    async def works(on_signed: object) -> UpstreamResponse:
+        sent.append("ok")
+        return _response()
+
+    assert (await keyed.call("a", "K", "order_create", (), 1.0, refused_by_exmo, lambda n: None))[1] is False
+    assert await keyed.call("a", "K", "order_create", (), 1.0, works, lambda n: None) == (_response(), False)
+    with pytest.raises(NotSent):
+        await keyed.call("b", "K", "order_create", (), 1.0, not_sent_after_40009, lambda n: None)
+    assert await keyed.call("b", "K", "order_create", (), 1.0, works, lambda n: None) == (_response(), False)
+    assert sent == ["40034", "ok", "40009", "ok"]

@@ -161,3 +161,17 @@ async def test_a_pause_voids_slots_already_handed_out() -> None:
     await asyncio.gather(*tasks)
     during = [t for t in sent if paused_at < t < paused_at + 0.29]
     assert not during, f"{len(during)} calls were sent during the pause"
+
+
+async def test_a_stopped_limiter_ends_every_wait_and_refuses_later_calls() -> None:
+    """At the drain's cutoff a call sleeping for its slot is refused at once, and so is any later one
+    (it must not start a new wait that nothing would end)."""
+    limiter = RateLimiter(1.0)
+    await limiter.acquire(5)  # takes the free slot; the next waits ~1.1 s
+    waiting = asyncio.ensure_future(limiter.acquire(5))
+    await asyncio.sleep(0.01)
+    limiter.stop(lambda: RuntimeError("stopped"))
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(waiting, 0.1)
+    with pytest.raises(RuntimeError):
+        await limiter.acquire(5)

@@ -76,3 +76,19 @@ async def test_async_with() -> None:
     async with turn:
         assert turn.locked()
     assert not turn.locked()
+
+
+async def test_a_stopped_turn_refuses_waiters_now_and_later() -> None:
+    """stop(): every waiter is refused at once, a later call that would wait too; the holder keeps it."""
+    turn = Turn()
+    await turn.acquire()
+    waiter = asyncio.ensure_future(turn.acquire(30))
+    await asyncio.sleep(0)
+    turn.stop(lambda: RuntimeError("stopped"))
+    with pytest.raises(RuntimeError):
+        await waiter
+    with pytest.raises(RuntimeError):
+        await turn.acquire(30)
+    assert turn.locked()
+    turn.release()
+    await turn.acquire(30)  # a free turn is still taken: the caller's own check refuses it after

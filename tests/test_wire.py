@@ -383,3 +383,30 @@ def test_addresses_are_tried_with_the_families_interleaved() -> None:
     v4a, v4b = (socket.AF_INET, ("192.0.2.1", 443)), (socket.AF_INET, ("192.0.2.2", 443))
     assert interleave([v6a, v6b, v4a, v4b, v6a]) == [v6a, v4a, v6b, v4b]
     assert interleave([v4a, v6a, v6b]) == [v4a, v6a, v6b]
+
+
+async def test_utf8_in_a_header_value_is_not_a_broken_answer(serve: Callable[..., RawServer]) -> None:
+    """obs-text (here the UTF-8 of "Рубль — RUB") is legal in a header value: the answer is EXMO's."""
+    raw = await started(serve, lambda request: ok(extra="X-Note: Рубль — RUB\r\n".encode()))
+    assert await call(raw) == (200, b'{"result":true}')
+
+
+async def test_a_status_below_100_fails_at_once(serve: Callable[..., RawServer]) -> None:
+    """`099` is no interim answer to wait past: the call fails as sent, without waiting its timeout."""
+    raw = await started(serve, lambda request: [b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\n{}"])
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    with pytest.raises(WireError, match="no HTTP status") as caught:
+        await call(raw, timeout_s=5)
+    assert caught.value.sent and loop.time() - begun < 1
+
+
+async def test_a_switch_after_a_complete_answer_keeps_the_answer(serve: Callable[..., RawServer]) -> None:
+    """A 101 that follows a whole answer in the same bytes is stray: the answer stands, the
+    connection is not reused."""
+    raw = await started(serve, lambda request: [ok()[0] + b"HTTP/1.1 101 Switching Protocols\r\n"
+                                                b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"])
+    wire = WireClient(f"http://127.0.0.1:{raw.port}")
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert await call(raw, client=wire) == (200, b'{"result":true}')
+    assert raw.connections == 2

@@ -105,9 +105,12 @@ class Dispatcher:
 
     def _stop_sending(self) -> None:
         for sequence in self.nonces.sequences():
-            sequence.lock.fail_waiters(_shutting_down)
+            sequence.lock.stop(_shutting_down)
         for limiter in (self.limiter, *self._account_limiters.values()):
-            limiter.wake_sleepers()
+            limiter.stop(_shutting_down)
+
+    def _past_cutoff(self) -> bool:
+        return self.draining and time.monotonic() >= self._send_by
 
     def _account_limiter(self, account: Account) -> RateLimiter | None:
         rate = account.policy.rate_per_second
@@ -116,6 +119,8 @@ class Dispatcher:
         limiter = self._account_limiters.get(account.name)
         if limiter is None:
             limiter = self._account_limiters[account.name] = RateLimiter(rate)
+            if self._past_cutoff():
+                limiter.stop(_shutting_down)
         limiter.set_rate(rate)  # a reload may have changed it
         return limiter
 
@@ -126,7 +131,7 @@ class Dispatcher:
         return kept[1]
 
     def _go_ahead(self, client_waiting: Waiting) -> None:
-        if self.draining and time.monotonic() >= self._send_by:
+        if self._past_cutoff():
             raise _shutting_down()
         if not client_waiting():
             raise NotSent(499, "client_gone", "the client disconnected before the request was sent; not sent")
@@ -135,6 +140,8 @@ class Dispatcher:
         self, http_method: str, path: str, params: Params, max_wait_s: float
     ) -> UpstreamResponse:
         """A public read: shared with identical ones in flight (shared_reads.py), retried on failure."""
+        if self._past_cutoff():
+            raise _shutting_down()
         encoded = urlencode(params)
         method = path.split("/", 2)[2]
         # shared by everyone who joins: the configured patience, not the first caller's header
@@ -193,6 +200,8 @@ class Dispatcher:
         on_signed: Signed = _ignore,
     ) -> UpstreamResponse:
         """Sign and send; `on_signed(nonce)` is told each nonce used (for the audit log)."""
+        if self._past_cutoff():
+            raise _shutting_down()
         sequence = self.nonces.sequence(account.key)
         deadline = time.monotonic() + max_wait_s
         self.metrics.queued += 1

@@ -8,7 +8,8 @@ A key belongs to an account; the call it names is fingerprinted by method and pa
 - first seen: recorded pending (durably, idempotency_store.py) before the call is signed, then sent; its
   answer is kept for `idempotency_ttl_s`, also an "outcome unknown" 502/504: a retry must not order
   twice because the first answer was lost. A call refused before it was sent (rate limit, shutdown,
-  unreachable upstream, a policy check) leaves no record, so its retry is a new call.
+  unreachable upstream, a policy check) leaves no record, so its retry is a new call; so does EXMO's own
+  "not executed" (40009 after its retry, 40034).
 - retried with the same fingerprint: the first answer, byte for byte, marked `Idempotent-Replayed`;
   while the first is still in flight the retry waits for its answer, within its own patience (else 409
   `idempotency_in_flight`). A record left pending by a daemon that stopped mid-call (kill -9, power cut
@@ -24,7 +25,11 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from proxy.calls.dispatch import NotSent
 from proxy.calls.idempotency_store import Answer, IdempotencyStore
+from proxy.calls.nonce import NonceStateError
+from proxy.calls.ratelimit import RateLimited
+from proxy.exmo.answers import nonce_rejection, rate_limit_pause
 from proxy.exmo.refusals import Refusal, error_body
 from proxy.exmo.signing import Params
 from proxy.telemetry.metrics import Metrics
@@ -34,6 +39,8 @@ HEADER = "Idempotency-Key"
 PARAM = "idempotency_key"  # the same, as a parameter: what a library that cannot set a header per call sends
 REPLAYED_HEADER = "Idempotent-Replayed"
 JSON = "application/json; charset=utf-8"
+
+NOT_SENT = (NotSent, RateLimited, NonceStateError)  # refusals raised before anything is written upstream
 
 Signed = Callable[[int], None]
 Send = Callable[[Signed], Awaitable[UpstreamResponse]]
@@ -63,9 +70,10 @@ def take_key(header: str | None, params: Params) -> tuple[str | None, Params]:
     return found[0], tuple((name, value) for name, value in params if name != PARAM)
 
 
-def scope_of(account: str, key: str) -> str:
-    """Where a key's record lives: per account, hashed (a key is the client's text, of any shape)."""
-    return hashlib.sha256(f"{account}\0{key}".encode()).hexdigest()[:32]
+def scope_of(api_key: str, key: str) -> str:
+    """Where a key's record lives: per EXMO API key (two account names for one key, or an account
+    renamed, share their records), hashed (a key is the client's text, of any shape)."""
+    return hashlib.sha256(f"{api_key}\0{key}".encode()).hexdigest()[:32]
 
 
 def fingerprint(method: str, params: Params) -> str:
@@ -73,6 +81,11 @@ def fingerprint(method: str, params: Params) -> str:
     again has the same fingerprint."""
     canonical = json.dumps([method, sorted(params)], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _refused_by_exmo(response: UpstreamResponse) -> bool:
+    """EXMO's own "not executed" answers: a rejected nonce (40009) or its rate limit (40034)."""
+    return nonce_rejection(response) is not None or rate_limit_pause(response) is not None
 
 
 def _error_answer(status: int, slug: str, message: str) -> Answer:
@@ -102,10 +115,10 @@ class Idempotency:
         """A reload's `idempotency_ttl_s`, for every record from now on (kept ones too)."""
         self.store.reconfigure(ttl_s)
 
-    async def call(self, key: str, account: str, method: str, params: Params, patience_s: float,
+    async def call(self, key: str, api_key: str, method: str, params: Params, patience_s: float,
                    send: Send, on_signed: Signed) -> tuple[UpstreamResponse, bool]:
-        """The answer for this keyed call, and whether it is a replay of an earlier one."""
-        scope, print_ = scope_of(account, check_key(key)), fingerprint(method, params)
+        """The answer for this keyed call on the account with `api_key`, and whether it is a replay."""
+        scope, print_ = scope_of(api_key, check_key(key)), fingerprint(method, params)
         while True:
             flight = self._flights.get(scope)
             if flight is None:
@@ -138,23 +151,28 @@ class Idempotency:
         answer: Answer | None = None
         try:
             response = await send(signing)
-            answer = Answer(response.status, response.body, response.content_type)
+            if not _refused_by_exmo(response):  # else a definite "not executed": a retry may send it
+                answer = Answer(response.status, response.body, response.content_type)
             return response
         except UpstreamError as exc:
             if exc.sent:
                 answer = _error_answer(exc.status, exc.slug, exc.explain())
             raise
+        except NOT_SENT:
+            raise  # refused before it went out (after a 40009, which EXMO did not execute, too)
         except BaseException:
             if signed:  # signed, then interrupted: it may have reached EXMO
                 answer = _unknown("the first call with this key was signed and then interrupted")
             raise
         finally:
             del self._flights[scope]
-            if answer is None:
-                self.store.release(scope)
-            else:
-                self.store.complete(scope, answer)
-            flight.done.set_result(answer)
+            try:
+                if answer is None:
+                    self.store.release(scope)
+                else:
+                    self.store.complete(scope, answer)
+            finally:
+                flight.done.set_result(answer)  # waiters are answered whatever the store does
 
     async def _wait(self, flight: _Flight, patience_s: float) -> Answer | None:
         try:

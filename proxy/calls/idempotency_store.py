@@ -83,6 +83,7 @@ class IdempotencyStore:
             for line in journal:
                 self._replay(line)
         self._expire()
+        self._make_room(records=0, body_bytes=0)
         self._compact()
 
     def close(self) -> None:
@@ -109,9 +110,12 @@ class IdempotencyStore:
         """A new call under `scope`: recorded pending, durably (against kill -9), before it is signed."""
         self._expire()
         self._make_room(records=1, body_bytes=0)
-        record = Record(fingerprint, self._clock())
-        self._append({"s": scope, "e": "pending", "f": fingerprint, "t": record.created})
-        self._records[scope] = record
+        record = self._records[scope] = Record(fingerprint, self._clock())  # before the line: a
+        try:  # compaction the line triggers rewrites the journal from the records, this one included
+            self._append({"s": scope, "e": "pending", "f": fingerprint, "t": record.created})
+        except StoreUnwritable:
+            del self._records[scope]
+            raise
 
     def complete(self, scope: str, answer: Answer) -> None:
         """The call's answer is known. If the line cannot be written the answer is still served from
@@ -160,8 +164,16 @@ class IdempotencyStore:
             self._body_bytes -= len(record.answer.body)
 
     def _expire(self) -> None:
+        """Drop what expired: the oldest records first, so stop at the first one still alive. (A call in
+        flight is never this old: the TTL is at least an hour, a call's patience and timeout at most
+        twenty minutes.)"""
         cutoff = self._clock() - self.ttl_s
-        for scope in [s for s, r in self._records.items() if r.created <= cutoff]:
+        expired = []
+        for scope, record in self._records.items():
+            if record.created > cutoff:
+                break
+            expired.append(scope)
+        for scope in expired:
             self._drop(scope)
 
     def _make_room(self, *, records: int, body_bytes: int) -> None:

@@ -46,6 +46,7 @@ class RateLimiter:
         self.paused_until = 0.0
         self._pauses = 0
         self._sleepers: set[asyncio.Future[None]] = set()
+        self._stopped: Callable[[], BaseException] | None = None
 
     def set_rate(self, rate_per_second: float) -> None:
         self.interval = (1.0 + JITTER_MARGIN) / rate_per_second
@@ -68,14 +69,16 @@ class RateLimiter:
         self.paused_until = max(self.paused_until, self._clock() + seconds)
         self._pauses += 1  # slots handed out before now are void: their holders queue again
 
-    def wake_sleepers(self) -> None:
-        """End every wait for a slot now (the daemon stops sending: see Dispatcher.begin_drain)."""
+    def stop(self, error: Callable[[], BaseException]) -> None:
+        """No more slots: every wait for one ends now with `error()`, and so does every later call
+        (the daemon stops sending: see Dispatcher.begin_drain)."""
+        self._stopped = error
         for sleeper in self._sleepers:
             if not sleeper.done():
-                sleeper.set_result(None)
+                sleeper.set_exception(error())
 
     async def _sleep(self, seconds: float) -> None:
-        """asyncio.sleep that wake_sleepers() can end early."""
+        """asyncio.sleep that stop() can end early."""
         loop = asyncio.get_running_loop()
         sleeper: asyncio.Future[None] = loop.create_future()
         timer = loop.call_later(seconds, _wake, sleeper)
@@ -93,6 +96,8 @@ class RateLimiter:
     async def acquire(self, max_wait_s: float) -> None:
         deadline = self._clock() + max_wait_s
         while True:
+            if self._stopped is not None:
+                raise self._stopped()
             pauses = self._pauses
             wait = self.reserve(max(0.0, deadline - self._clock()))
             if wait > 0:

@@ -19,6 +19,7 @@ class Turn:
     def __init__(self) -> None:
         self._held = False
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._stopped: Callable[[], BaseException] | None = None
 
     def locked(self) -> bool:
         return self._held
@@ -29,6 +30,8 @@ class Turn:
         if not self._held and not self._waiters:
             self._held = True
             return
+        if self._stopped is not None:
+            raise self._stopped()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
@@ -46,9 +49,10 @@ class Turn:
             if timer is not None:
                 timer.cancel()
 
-    def fail_waiters(self, error: Callable[[], BaseException]) -> None:
-        """Refuse every call still waiting with `error()` (the daemon stops sending); the holder, if
-        any, keeps its turn."""
+    def stop(self, error: Callable[[], BaseException]) -> None:
+        """Refuse every call waiting, and every later one that would have to wait, with `error()` (the
+        daemon stops sending); the holder, if any, keeps its turn."""
+        self._stopped = error
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():

@@ -136,7 +136,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         audit=sections.audit(doc.get("audit")), cache=sections.cache(doc.get("cache")),
         features=sections.features(doc),
         shutdown_grace_s=sections.seconds(doc, "shutdown_grace_s", 25.0, 0, 3600),
-        idempotency_ttl_s=sections.seconds(doc, "idempotency_ttl_s", 86400.0, 60, 30 * 86400),
+        idempotency_ttl_s=sections.seconds(doc, "idempotency_ttl_s", 86400.0, 3600, 30 * 86400),
     )
 
 

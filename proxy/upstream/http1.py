@@ -12,12 +12,14 @@ answer raises Malformed.
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import httptools
 
 MAX_HEAD_BYTES = 64 * 1024
 FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB and obs-text (UTF-8 bytes) are allowed
 
 
 class Malformed(Exception):
@@ -53,6 +55,9 @@ class AnswerReader:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            if self.done:  # a complete answer, then a 101 nobody asked for: keep the answer
+                self.keep_alive = False
+                return
             raise Malformed("the server switched protocols") from None
         except httptools.HttpParserError as exc:
             if self.done:  # the answer was complete; what follows it is not ours to read
@@ -102,15 +107,16 @@ class AnswerReader:
             self._framed = True
         if key == b"connection" and b"close" in value.lower():
             self._close = True  # any Connection header saying close wins, wherever it stands
-        text = value.decode("latin-1")
-        if not text.replace("\t", " ").isprintable():  # a control character: CR, NUL, DEL, ...
+        if _CONTROL.search(value):  # CR, LF, NUL, DEL...: llhttp refuses them; never let one through
             self._fail("a header value holds a control character")
-        self.headers[key.decode("latin-1")] = text
+        self.headers[key.decode("latin-1")] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         if self.done:
             return
         self.status = self._parser.get_status_code()
+        if self.status < 100:
+            self._fail(f"status {self.status} is no HTTP status")
         encoding = self.headers.get("transfer-encoding")
         if encoding is not None and encoding.lower() != "chunked" and self.status not in (204, 304):
             self._fail(f"unsupported transfer coding {encoding!r}")

@@ -90,7 +90,7 @@ async def handle_api(request: web.Request) -> web.Response:
             record.response = await send(record.signed)
         else:  # a retry gets the first answer (a replay is not a trade: no pre-trade or halt check)
             record.response, record.replayed = await runtime.idempotency.call(
-                key, account.name, method, params, wait, send, record.signed)
+                key, account.key, method, params, wait, send, record.signed)
     code = record.exmo()[1]
     if code:
         request[EXMO_ERROR] = code
