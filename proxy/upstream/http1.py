@@ -35,7 +35,9 @@ class AnswerReader:
         self.headers: dict[str, str] = {}
         self.keep_alive = False
         self.done = False
-        self._parser = httptools.HttpResponseParser(self)
+        # The parser holds our callbacks and we hold it: a reference cycle, broken when the answer
+        # is complete so that each answer is freed at once, not by the cyclic garbage collector.
+        self._parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self._body = bytearray()
         self._head_bytes = 0
         self._framed = False  # Content-Length or chunked: not delimited by the close
@@ -52,8 +54,11 @@ class AnswerReader:
             return
         if not self._in_body:
             self._head_fed += len(data)
+        parser = self._parser
+        if parser is None:  # a failed answer fed again: nothing more to read
+            return
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self.done:  # a complete answer, then a 101 nobody asked for: keep the answer
                 self.keep_alive = False
@@ -114,6 +119,7 @@ class AnswerReader:
     def on_headers_complete(self) -> None:
         if self.done:
             return
+        assert self._parser is not None
         self.status = self._parser.get_status_code()
         if self.status < 100:
             self._fail(f"status {self.status} is no HTTP status")
@@ -136,8 +142,10 @@ class AnswerReader:
     def on_message_complete(self) -> None:
         if self.done or self.status < 200:  # an interim answer (100 Continue, 103): the real one follows
             return
+        assert self._parser is not None
         self.done = True
         self.keep_alive = self._parser.should_keep_alive() and not self._close
+        self._parser = None  # the cycle (see __init__); feed_data still holds it until it returns
 
     # --- inside ---------------------------------------------------------------------------------
 
