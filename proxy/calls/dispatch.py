@@ -181,7 +181,8 @@ class Dispatcher:
     async def _send(self, kind: str, http_method: str, path: str, *, body: bytes | None, query: str,
                     headers: dict[str, str]) -> UpstreamResponse:
         """One upstream exchange, timed by method class; EXMO's rate-limit answers pause all sending
-        for as long as EXMO asks (SPEC §7), and anything but an API answer becomes UpstreamError."""
+        for as long as EXMO asks (SPEC §7). A public answer is checked here (anything but EXMO's JSON is
+        an UpstreamError, and is retried); a signed one once its key's turn is over (`private`)."""
         private = kind != "public"
         started = time.monotonic()
         try:
@@ -193,7 +194,7 @@ class Dispatcher:
         if pause is not None:
             self.limiter.pause(pause)
             log.warning("EXMO answered with a rate-limit error: sending paused for %.0f s", pause)
-        return require_api_answer(answer, self.upstream.base_url, private=private)
+        return answer if private else require_api_answer(answer, self.upstream.base_url, private=False)
 
     async def private(
         self, account: Account, path: str, params: Params, max_wait_s: float, client_waiting: Waiting,
@@ -213,18 +214,19 @@ class Dispatcher:
             response = await self._signed(account, sequence, path, params, deadline, client_waiting,
                                           on_signed, deadline - max_wait_s)
             used = nonce_rejection(response)
-            if used is None:
-                return response
-            # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
-            # so one retry with a nonce above the one EXMO names cannot execute twice (SPEC §7).
-            sequence.observe(used)
-            self.metrics.nonce_resync()
-            log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
-                        account.name, sequence.last)
-            return await self._signed(account, sequence, path, params, deadline, client_waiting,
-                                      on_signed, time.monotonic())
+            if used is not None:
+                # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
+                # so one retry with a nonce above the one EXMO names cannot execute twice (SPEC §7).
+                sequence.observe(used)
+                self.metrics.nonce_resync()
+                log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
+                            account.name, sequence.last)
+                response = await self._signed(account, sequence, path, params, deadline, client_waiting,
+                                              on_signed, time.monotonic())
         finally:
             sequence.lock.release()
+        # Parsed after the turn is over: the next call on this key need not wait for it.
+        return require_api_answer(response, self.upstream.base_url, private=True)
 
     async def _signed(
         self, account: Account, sequence: NonceSequence, path: str, params: Params, deadline: float,
