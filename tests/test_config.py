@@ -631,3 +631,26 @@ def test_reload_keeps_restart_only_settings_and_names_them(doc: dict[str, Any]) 
     assert (new.features.event_loop, new.limits.max_body_bytes) == ("auto", old.limits.max_body_bytes)
     assert (new.limits.rate_per_second, new.log_level) == (5, "debug")
     assert keep_restart_only(old, old) == (old, [])
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    pytest.param("shutdown_grace_s", -1, "shutdown_grace_s: must be a number of seconds in 0..3600",
+                 id="grace-neg"),
+    pytest.param("shutdown_grace_s", "25", "shutdown_grace_s: must be a number", id="grace-text"),
+    pytest.param("idempotency_ttl_s", 60, "idempotency_ttl_s: must be a number of seconds in 3600..2592000",
+                 id="ttl-below-an-hour"),
+    pytest.param("idempotency_ttl_s", True, "idempotency_ttl_s: must be a number", id="ttl-bool"),
+])
+def test_duration_keys_are_bounded(doc: dict[str, Any], key: str, value: Any, message: str) -> None:
+    """The drain's grace and the idempotency records' lifetime: numbers of seconds within bounds."""
+    doc[key] = value
+    assert message in _error(doc)
+
+
+def test_duration_keys_default_and_apply(doc: dict[str, Any]) -> None:
+    """Defaults 25 s and a day; a value in bounds is taken; the grace needs a restart, the TTL not."""
+    old = validate(doc, CONFIG_PATH)
+    assert (old.shutdown_grace_s, old.idempotency_ttl_s) == (25, 86400)
+    new, kept = keep_restart_only(old, validate({**doc, "shutdown_grace_s": 5, "idempotency_ttl_s": 7200},
+                                                CONFIG_PATH))
+    assert kept == ["shutdown_grace_s"] and (new.shutdown_grace_s, new.idempotency_ttl_s) == (25, 7200)

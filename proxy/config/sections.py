@@ -41,8 +41,12 @@ def seconds(doc: Mapping[str, Any], key: str, default: float, low: float, high: 
     """A top-level duration in seconds, a number in low..high."""
     value = doc.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{key}: must be a number of seconds in {low:g}..{high:g}")
+        raise ConfigError(f"{key}: must be a number of seconds in {_plain(low)}..{_plain(high)}")
     return float(value)
+
+
+def _plain(number: float) -> str:
+    return f"{number:.0f}" if float(number).is_integer() else f"{number:g}"  # 2592000, not 2.592e+06
 
 
 def limits(raw: Any) -> Limits:
