@@ -1,7 +1,9 @@
 """aiohttp wiring of the simulator: routes, the JSON envelope and the error middleware.
 
 ``/v1/{method}`` and ``/v1.1/{method}`` (a trailing slash is accepted, exmo-api.md §1.1) answer
-GET and POST; ``GET /_sim/stats`` exposes the counters and exists only on the simulator.
+GET and POST; ``/v1/public``, ``/v1/private`` and ``/v1/margin/private`` upgrade to EXMO's WebSocket
+API (ws.py), and a private call that succeeds tells the account's sockets. ``GET /_sim/stats`` and
+``POST /_sim/ws/maintenance`` exist only on the simulator.
 Every API answer, error or not, is HTTP 200 JSON with ``charset=utf-8`` (§4.1).
 """
 
@@ -16,6 +18,7 @@ from aiohttp import web
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.errors import ExmoError
 from proxy.simulator.pipeline import Call, Simulator
+from proxy.simulator.ws import HUB, PATHS, Hub, handle_maintenance, handle_socket
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 API_ROUTE = r"/{version:v1|v1\.1}/{method:.+}"
@@ -55,7 +58,17 @@ async def _to_call(request: web.Request) -> Call:
 
 async def handle_api(request: web.Request) -> web.Response:
     call = await _to_call(request)
-    return exmo_json(await request.app[SIMULATOR].call(call))
+    answer = await request.app[SIMULATOR].call(call)
+    if call.key is not None and call.key in request.app[HUB].accounts:
+        await request.app[HUB].changed(call.key)  # a signed call ran: its sockets hear what changed
+    return exmo_json(answer)
+
+
+async def handle_socket_or_api(request: web.Request) -> web.StreamResponse:
+    """EXMO's WebSocket paths are also REST-shaped paths: an upgrade goes to ws.py, anything else on."""
+    if web.WebSocketResponse().can_prepare(request).ok:
+        return await handle_socket(request)
+    return await handle_api(request)
 
 
 async def handle_stats(request: web.Request) -> web.Response:
@@ -65,7 +78,12 @@ async def handle_stats(request: web.Request) -> web.Response:
 def create_simulator_app(config: SimulatorConfig) -> web.Application:
     """The simulator as an aiohttp application (used by tests and ``serve_simulator``)."""
     app = web.Application(middlewares=[exmo_errors])
-    app[SIMULATOR] = Simulator(config)
+    simulator = app[SIMULATOR] = Simulator(config)
+    app[HUB] = Hub(dict(config.accounts), lambda key: simulator.exchange.accounts[key],
+                   simulator.nonces.accept)
+    for path in PATHS:
+        app.router.add_get(path, handle_socket_or_api, allow_head=False)
+    app.router.add_post("/_sim/ws/maintenance", handle_maintenance)
     app.router.add_get(API_ROUTE, handle_api, allow_head=False)
     app.router.add_post(API_ROUTE, handle_api)
     app.router.add_get("/_sim/stats", handle_stats, allow_head=False)

@@ -58,7 +58,7 @@ def _trades(pair: Pair, now: int) -> list[dict[str, Any]]:
         side = "buy" if i % 2 == 0 else "sell"
         price = pair.ask if side == "buy" else pair.bid
         qty = _level_quantity(i) / 10
-        rows.append({"trade_id": 900000 + i, "date": now - 7 * i, "type": side,
+        rows.append({"trade_id": str(900000 + i), "date": str(now - 7 * i), "type": side,  # strings, as EXMO
                      "quantity": num(qty), "price": num(price),
                      "amount": num(market.eight(price * qty))})
     return rows

@@ -1,0 +1,238 @@
+"""EXMO's WebSocket API on the simulator: `/v1/public`, `/v1/private`, `/v1/margin/private` (exmo-api.md §6).
+
+A socket gets the `info` greeting; on a private path `login` is checked like EXMO's (`sign` =
+base64(HMAC-SHA512(secret, api_key + nonce)), and the nonce must rise above the key's last one: the
+simulator shares the REST counter, the stricter of the two readings §6.1 leaves open). `subscribe` and
+`unsubscribe` are acknowledged one topic at a time, a subscription starts with a snapshot, and private
+topics get updates when the account acts over REST: the session compares the account with what it last
+sent and pushes the difference (orders opened and closed, changed balances, new trades). Data shapes are
+EXMO's as ccxt.pro's exmo parser documents them. Protocol pings every 30 s (`heartbeat`); `POST
+/_sim/ws/maintenance` closes every socket with EXMO's maintenance notice, as EXMO does (§6.2).
+Error codes marked [INF] are inferred: §6 does not confirm them for these cases.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from proxy.simulator import errors, market, public
+from proxy.simulator.market import num
+from proxy.simulator.state import Account, Order
+
+PATHS = {"/v1/public": False, "/v1/private": True, "/v1/margin/private": True}  # path -> private
+PING_S = 30.0
+PUBLIC_KINDS = ("spot/ticker", "spot/trades", "spot/order_book_snapshots", "spot/order_book_updates")
+PRIVATE_TOPICS = ("spot/wallet", "spot/orders", "spot/user_trades")
+
+
+class Hub:
+    """Every open socket: REST actions push through it, maintenance closes it."""
+
+    def __init__(self, accounts: dict[str, str], account: Callable[[str], Account],
+                 accept_nonce: Callable[[str, str], None], wall: Callable[[], float] = time.time) -> None:
+        self.accounts, self.account, self.accept_nonce, self.wall = accounts, account, accept_nonce, wall
+        self.sessions: set[Session] = set()
+        self.logins = 0
+
+    async def changed(self, key: str) -> None:
+        """The account of `key` acted over REST: its subscribers get what changed."""
+        for session in [s for s in self.sessions if s.key == key]:
+            await session.push_changes()
+
+    async def maintenance(self) -> int:
+        sessions = list(self.sessions)
+        for session in sessions:
+            await session.send({"event": "info", "code": 2, "message": "maintenance in progress"})
+            await session.ws.close(code=1012, message=b"maintenance in progress")
+        return len(sessions)
+
+
+class Session:
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse, private: bool) -> None:
+        self.hub, self.ws, self.private = hub, ws, private
+        self.key: str | None = None
+        self.topics: set[str] = set()
+        self._orders: dict[int, dict[str, str]] = {}
+        self._wallet: dict[str, tuple[str, str]] = {}
+        self._trades = 0
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        stamped = {"ts": int(self.hub.wall() * 1000), **frame}
+        await self.ws.send_str(json.dumps(stamped, separators=(",", ":")))
+
+    async def error(self, code: int, message: str, request_id: Any = None) -> None:
+        frame: dict[str, Any] = {"event": "error", "code": code, "message": message}
+        await self.send({**frame, "id": request_id} if request_id is not None else frame)
+
+    async def handle(self, text: str) -> None:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict):
+            await self.error(201006, "invalid command format. should be JSON")
+            return
+        request_id, method = frame.get("id"), frame.get("method")
+        if method == "login" and self.private:
+            await self._login(frame, request_id)
+        elif method in ("subscribe", "unsubscribe") and isinstance(frame.get("topics"), list):
+            act = self._subscribe if method == "subscribe" else self._unsubscribe
+            for topic in frame["topics"]:
+                await act(str(topic), request_id)
+        else:
+            await self.error(201008, f"unknown method: {method}", request_id)
+
+    async def _login(self, frame: dict[str, Any], request_id: Any) -> None:
+        key, nonce, sign = frame.get("api_key"), frame.get("nonce"), frame.get("sign")
+        secret = self.hub.accounts.get(key) if isinstance(key, str) else None
+        if secret is None or isinstance(nonce, bool) or not isinstance(nonce, int | str):
+            await self.error(40017, "Wrong api key", request_id)  # [INF] the REST code
+            return
+        assert isinstance(key, str)
+        digest = hmac.new(secret.encode(), f"{key}{nonce}".encode(), hashlib.sha512).digest()
+        if not isinstance(sign, str) or not hmac.compare_digest(base64.b64encode(digest).decode(), sign):
+            await self.error(40005, "Authorization error, incorrect signature", request_id)  # [INF]
+            return
+        try:
+            self.hub.accept_nonce(key, str(nonce))
+        except errors.ExmoError as exc:
+            await self.error(40009, str(exc.payload.get("error", "nonce")), request_id)  # [INF]
+            return
+        self.key = key
+        self.hub.logins += 1
+        await self.send({"event": "logged_in", "id": request_id})
+
+    async def _subscribe(self, topic: str, request_id: Any) -> None:
+        problem = self._check(topic)
+        if problem is not None:
+            await self.error(*problem, request_id)
+            return
+        self.topics.add(topic)
+        await self.send({"event": "subscribed", "id": request_id, "topic": topic})
+        await self.send({"event": "snapshot", "topic": topic, "data": self._snapshot(topic)})
+
+    async def _unsubscribe(self, topic: str, request_id: Any) -> None:
+        self.topics.discard(topic)
+        await self.send({"event": "unsubscribed", "id": request_id, "topic": topic})
+
+    def _check(self, topic: str) -> tuple[int, str] | None:
+        if topic in self.topics:
+            return 201016, f"duplicate subscription: {topic}"
+        if topic in PRIVATE_TOPICS:
+            if not self.private or self.key is None:
+                return 201012, f"unknown topic: {topic} (private topics need a login on /v1/private)"  # [INF]
+            return None
+        kind, _, pair = topic.partition(":")
+        if kind not in PUBLIC_KINDS:
+            return 201012, f"unknown topic: {topic}"
+        if pair not in {p.name for p in market.PAIRS}:
+            return 201030, f'pair is not exists, pair: "{pair}"'
+        return None
+
+    def _snapshot(self, topic: str) -> Any:
+        now = int(self.hub.wall())
+        if topic == "spot/wallet":
+            self._wallet = self._balances()
+            return {"balances": {c: f for c, (f, _) in self._wallet.items()},
+                    "reserved": {c: r for c, (_, r) in self._wallet.items()}}
+        if topic == "spot/orders":
+            self._orders = self._open_orders()
+            return list(self._orders.values())
+        if topic == "spot/user_trades":
+            self._trades = len(self._account().trades)
+            return []
+        kind, _, name = topic.partition(":")
+        if kind == "spot/ticker":
+            return public.ticker({}, now)[name]
+        if kind == "spot/trades":
+            return public.trades({"pair": name}, now)[name]
+        return public.order_book({"pair": name, "limit": "25" if "snapshots" in kind else "400"}, now)[name]
+
+    async def push_changes(self) -> None:
+        if "spot/orders" in self.topics:
+            for row in self._order_changes():
+                await self.send({"event": "update", "topic": "spot/orders", "data": row})
+        if "spot/wallet" in self.topics:
+            now = self._balances()
+            for cur, (free, reserved) in now.items():
+                if self._wallet.get(cur) != (free, reserved):
+                    await self.send({"event": "update", "topic": "spot/wallet",
+                                     "data": {"currency": cur, "balance": free, "reserved": reserved}})
+            self._wallet = now
+        if "spot/user_trades" in self.topics:
+            trades = self._account().trades
+            for trade in trades[self._trades:]:
+                await self.send({"event": "update", "topic": "spot/user_trades", "data": {
+                    "trade_id": trade.trade_id, "type": trade.type, "price": num(trade.price),
+                    "quantity": num(trade.quantity), "amount": num(trade.amount), "date": trade.date,
+                    "order_id": trade.order_id, "client_id": trade.client_id, "pair": trade.pair.name,
+                    "exec_type": "taker", "commission_amount": num(trade.commission),
+                    "commission_currency": trade.commission_currency,
+                    "commission_percent": num(market.COMMISSION_PERCENT)}})
+            self._trades = len(trades)
+
+    def _order_changes(self) -> list[dict[str, str]]:
+        now = self._open_orders()
+        cancelled = {order.order_id for _, order in self._account().cancelled}
+        rows = [row for order_id, row in now.items() if order_id not in self._orders]
+        for order_id, row in self._orders.items():
+            if order_id not in now:
+                rows.append({**row, "status": "cancelled" if order_id in cancelled else "executed"})
+        self._orders = now
+        return rows
+
+    def _account(self) -> Account:
+        assert self.key is not None
+        return self.hub.account(self.key)
+
+    def _balances(self) -> dict[str, tuple[str, str]]:
+        wallet = self._account().wallet
+        return {cur: (num(free), num(wallet.reserved.get(cur, Decimal(0))))
+                for cur, free in wallet.free.items()}
+
+    def _open_orders(self) -> dict[int, dict[str, str]]:
+        return {order.order_id: _order_row(order) for order in self._account().orders.values()}
+
+
+def _order_row(order: Order) -> dict[str, str]:
+    quantity, amount = num(order.quantity), num(order.amount)
+    return {"order_id": str(order.order_id), "client_id": str(order.client_id), "created": str(order.created),
+            "pair": order.pair.name, "price": num(order.price), "quantity": quantity, "amount": amount,
+            "original_quantity": quantity, "original_amount": amount, "type": order.type, "status": "open"}
+
+
+HUB = web.AppKey("ws_hub", Hub)
+
+
+async def handle_socket(request: web.Request) -> web.StreamResponse:
+    ws = web.WebSocketResponse(heartbeat=PING_S, autoping=True)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    session = Session(hub, ws, PATHS[request.path])
+    hub.sessions.add(session)
+    try:
+        await session.send({"event": "info", "code": 1, "message": "connection established",
+                            "session_id": str(uuid.uuid4())})
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await session.handle(message.data)
+    except ConnectionResetError:
+        pass  # the client went away mid-send
+    finally:
+        hub.sessions.discard(session)
+    return ws
+
+
+async def handle_maintenance(request: web.Request) -> web.Response:
+    closed = await request.app[HUB].maintenance()
+    return web.json_response({"closed": closed})
