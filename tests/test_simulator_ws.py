@@ -149,3 +149,23 @@ async def test_the_websocket_paths_still_answer_rest(client: Client) -> None:
     """Without an upgrade, /v1/public is a REST path like any other (no such method)."""
     resp = await client.post("/v1/public")
     assert resp.status == 200 and (await resp.json())["result"] is False
+
+
+async def test_a_fill_over_rest_is_a_user_trades_update(client: Client) -> None:
+    """A market order that fills arrives on spot/user_trades with EXMO's trade fields."""
+    ws = await _open(client, "/v1/private")
+    nonce = int(time.time() * 1000)
+    await ws.send_json(_login_frame(nonce))
+    await ws.receive_json(timeout=5)
+    await ws.send_json({"id": 2, "method": "subscribe", "topics": ["spot/user_trades"]})
+    _, snapshot = await _frames(ws, 2)
+    assert snapshot["data"] == []
+    trader = Trader(client)
+    trader.nonce = nonce
+    await trader.post("order_create", pair="BTC_USDT", quantity="0.001", price="0", type="market_buy",
+                      client_id="77")
+    trade = (await ws.receive_json(timeout=5))["data"]
+    seen = (trade["pair"], trade["type"], trade["quantity"], trade["client_id"])
+    assert seen == ("BTC_USDT", "buy", "0.001", 77)
+    assert {"trade_id", "order_id", "price", "amount", "commission_amount", "date"} <= set(trade)
+    await ws.close()
