@@ -270,3 +270,19 @@ async def test_exmo_refusals_and_refusals_after_signing_leave_no_record(tmp_path
         await keyed.call("b", "K", "order_create", (), 1.0, not_sent_after_40009, lambda n: None)
     assert await keyed.call("b", "K", "order_create", (), 1.0, works, lambda n: None) == (_response(), False)
     assert sent == ["40034", "ok", "40009", "ok"]
+
+
+def test_records_read_back_in_arrival_order(tmp_path: Path) -> None:
+    """A call that finishes after a later one began keeps its place, so expiry (oldest first) still
+    finds it first after a restart."""
+    clock = Clock()
+    store = _store(tmp_path, ttl_s=3600, clock=clock)
+    store.begin("first", "f")
+    clock.now += 10
+    store.begin("second", "f")
+    store.complete("second", OK)
+    store.complete("first", OK)
+    store.close()
+    clock.now += 3595  # "first" (arrived 3605 s ago) has expired, "second" (3595 s) has not
+    again = _store(tmp_path, ttl_s=3600, clock=clock)
+    assert len(again) == 1 and again.get("second") is not None

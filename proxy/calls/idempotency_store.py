@@ -112,7 +112,7 @@ class IdempotencyStore:
         self._make_room(records=1, body_bytes=0)
         record = self._records[scope] = Record(fingerprint, self._clock())  # before the line: a
         try:  # compaction the line triggers rewrites the journal from the records, this one included
-            self._append({"s": scope, "e": "pending", "f": fingerprint, "t": record.created})
+            self._append(_line(scope, record))
         except StoreUnwritable:
             del self._records[scope]
             raise
@@ -127,9 +127,7 @@ class IdempotencyStore:
         record.answer = answer
         self._body_bytes += len(answer.body)
         try:
-            self._append({"s": scope, "e": "done", "f": record.fingerprint, "t": record.created,
-                          "st": answer.status, "ct": answer.content_type,
-                          "b": base64.b64encode(answer.body).decode("ascii")})
+            self._append(_line(scope, record))
         except StoreUnwritable as exc:
             log.error("idempotency record for a finished call not written (%s); kept in memory", exc)
 
@@ -138,7 +136,7 @@ class IdempotencyStore:
         if scope in self._records:
             self._drop(scope)
             with contextlib.suppress(StoreUnwritable):  # a pending line left behind errs on the safe side
-                self._append({"s": scope, "e": "drop"})
+                self._append(json.dumps({"s": scope, "e": "drop"}) + "\n")
 
     # --- inside ---------------------------------------------------------------------------------
 
@@ -154,8 +152,11 @@ class IdempotencyStore:
                 record.answer = Answer(int(entry["st"]), base64.b64decode(entry["b"]), str(entry["ct"]))
         except (ValueError, KeyError, TypeError, RecursionError):
             return  # a line cut by a crash, or damaged: skipped
-        self._drop(scope)
-        self._records[scope] = record
+        if record.answer is None:
+            self._drop(scope)  # a new call under this scope: last, as it arrived
+        elif (old := self._records.get(scope)) is not None and old.answer is not None:
+            self._body_bytes -= len(old.answer.body)
+        self._records[scope] = record  # a done line finishes its record where it stands (arrival order)
         self._body_bytes += len(record.answer.body) if record.answer else 0
 
     def _drop(self, scope: str) -> None:
@@ -191,8 +192,8 @@ class IdempotencyStore:
             if not full():
                 break
 
-    def _append(self, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+    def _append(self, text: str) -> None:
+        line = text.encode()
         if self._fd is None:
             raise StoreUnwritable(f"the idempotency journal {self.path} is not open")
         written = 0
@@ -215,14 +216,7 @@ class IdempotencyStore:
 
     def _compact(self) -> None:
         """Rewrite the journal with only the live records (atomically: old or new, never half)."""
-        lines = []
-        for scope, record in self._records.items():
-            entry: dict[str, Any] = {"s": scope, "e": "pending", "f": record.fingerprint, "t": record.created}
-            if record.answer is not None:
-                entry.update(e="done", st=record.answer.status, ct=record.answer.content_type,
-                             b=base64.b64encode(record.answer.body).decode("ascii"))
-            lines.append(json.dumps(entry, separators=(",", ":")) + "\n")
-        data = "".join(lines).encode()
+        data = "".join(_line(scope, record) for scope, record in self._records.items()).encode()
         try:
             write_atomic(self.path, data)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
@@ -234,3 +228,12 @@ class IdempotencyStore:
             return
         self.close()
         self._fd, self._journal_bytes = fd, len(data)
+
+
+def _line(scope: str, record: Record) -> str:
+    """The journal line of a record as it stands: pending, or done with its answer."""
+    entry: dict[str, Any] = {"s": scope, "e": "pending", "f": record.fingerprint, "t": record.created}
+    if record.answer is not None:
+        entry.update(e="done", st=record.answer.status, ct=record.answer.content_type,
+                     b=base64.b64encode(record.answer.body).decode("ascii"))
+    return json.dumps(entry, separators=(",", ":")) + "\n"
