@@ -18,12 +18,20 @@ from bench_stack import cpu_seconds
 
 ORDER = "pair=BTC_USD&quantity=0.001&price=50000&type=buy"
 FORM = '{["Content-Type"] = "application/x-www-form-urlencoded"}'
-DONE = """
+STALL_MS = 50  # a call slower than this is a stall (issue 15): a bot feels it
+DONE = f"local STALL_US = {STALL_MS * 1000}\n" + """
 done = function(summary, latency, requests)
   local e = summary.errors
+  local stalls, samples = 0, 0
+  for i = 1, #latency do  -- every distinct latency and how many calls had it
+    local value, count = latency(i)
+    samples = samples + count
+    if value > STALL_US then stalls = stalls + count end
+  end
   io.write(string.format('\\nBENCH {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,'
-    .. '"p50_us":%d,"p99_us":%d}\\n', summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99)))
+    .. '"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"stalls":%d,"samples":%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max, stalls, samples))
 end
 """
 
@@ -45,6 +53,9 @@ class Figure:
     cpu_us: float  # the proxy's CPU per call; NaN for the direct leg
     errors: int  # socket errors + non-2xx answers + calls the upstream rejected
     calls: int
+    p999_ms: float = float("nan")
+    max_ms: float = float("nan")
+    stalls: int = 0  # calls slower than STALL_MS
 
 
 KEYED = """local id = 0
@@ -114,4 +125,5 @@ def run_wrk(target: Target, lua: Path, path: str, connections: int, seconds: flo
         rps=calls / (found["duration_us"] / 1e6), p50_ms=found["p50_us"] / 1000,
         p99_ms=found["p99_us"] / 1000, cpu_us=cpu * 1e6 / calls,
         errors=int(found["errors"] + found["non2xx"] + rejected), calls=calls,
+        p999_ms=found["p999_us"] / 1000, max_ms=found["max_us"] / 1000, stalls=int(found["stalls"]),
     )

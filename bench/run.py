@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_load import Figure, Target, run_wrk, script
+from bench_load import STALL_MS, Figure, Target, run_wrk, script
 from bench_stack import HERE, BenchStack, bench_stack, memory_mib
 
 KEYED = "Idempotency-Key: <new per call>"
@@ -72,13 +72,15 @@ class Bench:
         kinds = ("order_create", "ticker", "spread", "order_create_keyed", "spread_keyed")
         self.scripts = {kind: script(stack.tmp, kind, stack.accounts) for kind in kinds}
 
-    def run(self, target: Target, kind: str, connections: int) -> Figure:
+    def run(self, target: Target, kind: str, connections: int, seconds: float | None = None,
+            threads: int = 1) -> Figure:
+        seconds = self.seconds if seconds is None else seconds
         if kind.startswith("spread"):
             threads = len(self.stack.accounts)
-            return run_wrk(target, self.scripts[kind], "", max(connections, threads), self.seconds,
+            return run_wrk(target, self.scripts[kind], "", max(connections, threads), seconds,
                            self.stack.upstream_port, threads=threads)
         return run_wrk(target, self.scripts[kind], f"/v1.1/{kind.removesuffix('_keyed')}", connections,
-                       self.seconds, self.stack.upstream_port)
+                       seconds, self.stack.upstream_port, threads=threads)
 
 
 def main_table(bench: Bench, targets: list[Target], rounds: int) -> Rows:
@@ -113,6 +115,54 @@ def print_main(rows: Rows, keys: int, rounds: int) -> None:
         print(f"| {label} | {connections} | {leg} | {fmt(rps, 0)} | {fmt(p50, 3)} | {fmt(p99, 3)}"
               f" | {'-' if leg == 'direct' else fmt(added, 3)} | {fmt(cpu, 0)}"
               f" | {'-' if leg != 'daemon' else fmt(ratio, 2)} | {sum(f.errors for f in figures)} |")
+
+
+TAIL_LEGS = (("order_create, c=50 over the keys", 50), ("order_create, c=1", 1))
+
+
+def tail(bench: Bench, bare: Target, daemon: Target, rounds: int, seconds: float) -> int:
+    """Issue 15: the tail of signed calls, each figure long enough to cross several nonce ceilings
+    (one per key per 10 s of clock), the daemon beside the bare signer in the same round."""
+    keys = len(bench.stack.accounts)
+    runs: dict[str, list[tuple[Figure, Figure]]] = {name: [] for name, _ in TAIL_LEGS}
+    for number in range(1, rounds + 1):
+        for name, connections in TAIL_LEGS:
+            bench.log(f"tail round {number}/{rounds}: {name}, {seconds:g} s per leg")
+            # The bare signer has one key and no routes per account: the same load on its one path,
+            # from as many wrk threads as the daemon's leg gets.
+            threads = keys if connections > 1 else 1
+            base = bench.run(bare, "order_create", connections, seconds, threads=threads)
+            ours = bench.run(daemon, "spread" if connections > 1 else "order_create", connections, seconds)
+            runs[name].append((base, ours))
+    print(f"\n## Tail of signed calls ({rounds} round(s) x {seconds:g} s per leg, {keys} keys for c=50;"
+          f" a stall is a call over {STALL_MS} ms)\n")
+    print("| load | leg | round | calls/s | vs bare | p50 ms | p99 ms | p99.9 ms | max ms | p99/p50 |"
+          " p99.9/p50 | stalls | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, _ in TAIL_LEGS:
+        for number, (base, ours) in enumerate(runs[name], 1):
+            for leg, figure in (("bare", base), ("daemon", ours)):
+                ratio = fmt(figure.rps / base.rps, 2) if leg == "daemon" else "-"
+                print(f"| {name} | {leg} | {number} | {fmt(figure.rps, 0)} | {ratio}"
+                      f" | {fmt(figure.p50_ms, 3)} | {fmt(figure.p99_ms, 3)} | {fmt(figure.p999_ms, 3)}"
+                      f" | {fmt(figure.max_ms, 1)}"
+                      f" | {fmt(figure.p99_ms / figure.p50_ms, 1)} | {fmt(figure.p999_ms / figure.p50_ms, 1)}"
+                      f" | {figure.stalls} of {figure.calls:,} | {figure.errors} |")
+    wide, single = runs[TAIL_LEGS[0][0]], runs[TAIL_LEGS[1][0]]
+    checks = [
+        ("c=50: p99 ≤ 3 x p50, every round", all(d.p99_ms <= 3 * d.p50_ms for _, d in wide)),
+        ("c=50: p99.9 ≤ 10 x p50, every round", all(d.p999_ms <= 10 * d.p50_ms for _, d in wide)),
+        ("c=50: calls/s ≥ 1.0 x the bare signer, every round", all(d.rps >= b.rps for b, d in wide)),
+        ("c=1: p99 ≤ 2 x p50, every round", all(d.p99_ms <= 2 * d.p50_ms for _, d in single)),
+        ("no errors", not any(d.errors for _, d in wide + single)),
+    ]
+    print("\n| target (issue 15) | |\n|---|---|")
+    for what, met in checks:
+        print(f"| {what} | {'met' if met else 'MISSED'} |")
+    ratios = [d.rps / b.rps for b, d in wide]
+    print(f"\nc=50 daemon ÷ bare by round: {', '.join(fmt(r, 2) for r in ratios)}"
+          f" (spread {fmt(max(ratios) - min(ratios), 2)})")
+    return sum(d.errors for _, d in wide + single)
 
 
 def toggles(bench: Bench, default: Target, rounds: int) -> int:
@@ -195,9 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=3, help="per figure (whole seconds: wrk's unit)")
     parser.add_argument("--keys", type=int, default=8, help="accounts for the spread-over-keys rows")
     parser.add_argument("--no-toggles", action="store_true", help="skip the feature toggles")
+    parser.add_argument("--tail-seconds", type=int, default=30,
+                        help="per figure of the tail section (long enough to cross nonce ceilings)")
+    parser.add_argument("--only-tail", action="store_true", help="cold starts and the tail section only")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.rounds, args.seconds, args.keys = 1, 1, 4
+        args.rounds, args.seconds, args.keys, args.tail_seconds = 1, 1, 4, 1
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -224,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         targets = [Target("direct", stack.upstream_port, None), Target("bare", bare.port, bare.pid),
                    Target("daemon", daemon.port, daemon.pid)]
         bench = Bench(stack, args.seconds, log)
+        if args.only_tail:
+            return 1 if tail(bench, targets[1], targets[2], args.rounds, args.tail_seconds) else 0
         rows = main_table(bench, targets, args.rounds)
         loaded = memory_mib(daemon.pid)
         print_main(rows, len(stack.accounts), args.rounds)
@@ -234,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- RSS idle after start: {idle:.1f} MiB; after the load above: {loaded:.1f} MiB;"
               f" peak (VmHWM): {memory_mib(daemon.pid, 'VmHWM'):.1f} MiB")
         toggle_errors = 0 if args.no_toggles else toggles(bench, targets[2], args.rounds)
+        toggle_errors += tail(bench, targets[1], targets[2], args.rounds, args.tail_seconds)
         print_targets(rows, starts, idle, loaded)
         errors = sum(f.errors for key, figures in rows.items() if key.endswith("|daemon") for f in figures)
         print(f"\nDaemon errors (socket, non-2xx, upstream rejections): {errors + toggle_errors}")

@@ -183,9 +183,11 @@ def start_simulator(tmp: Path, accounts: dict[str, str], delay_ms: int = 0, rate
                  port, tmp / "simulator.log")
 
 
-def start_daemon(stack: Stack, *extra: str, wrap: Sequence[str] = ()) -> Service:
+def start_daemon(stack: Stack, *extra: str, wrap: Sequence[str] = (),
+                 env: dict[str, str] | None = None) -> Service:
     port = stack.daemon.port if getattr(stack, "daemon", None) else free_port()
-    env = clean_env(FAKETIME_DONT_FAKE_MONOTONIC="1") if wrap else None
+    if wrap:
+        env = {**(env or clean_env()), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
     return start(["run", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file),
                   "--listen", f"127.0.0.1:{port}", "--upstream", stack.sim.url, *extra],
                  port, stack.tmp / "daemon.log", env=env, wrap=wrap)

@@ -7,17 +7,22 @@ The simulator processes requests after a random delay, as EXMO checks nonces in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import http.client
+import json
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 
-from tests.conftest import Stack, start_daemon
+from tests.conftest import Stack, clean_env, start_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -126,3 +131,118 @@ def test_fifty_clients_forty_calls_each(make_stack) -> None:  # type: ignore[no-
     stats = stack.sim_stats()
     assert stats["errors"].get("40009", 0) == 0
     assert stats["client_ids"] == {str(i): 1 for i in range(1, 2001)}
+
+
+SLOW_DISK = '''"""Test-only: every fsync of a nonce state file takes 500 ms (a busy or networked disk)."""
+import os
+import time
+
+_fsync = os.fsync
+
+
+def _slow_fsync(fd):
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = ""
+    if "/nonces/." not in target:  # the temporary file of a ceiling write (proxy/durable.py)
+        return _fsync(fd)
+    with open(LOG, "a") as log:
+        log.write(f"start {time.monotonic()}\\n")
+    time.sleep(0.5)
+    _fsync(fd)
+    with open(LOG, "a") as log:
+        log.write(f"end {time.monotonic()}\\n")
+
+
+os.fsync = _slow_fsync
+'''
+
+
+def _slow_disk_daemon(stack: Stack) -> Path:
+    """Restart the daemon with every nonce-ceiling write slowed to 500 ms; returns the writes' log."""
+    folder = stack.tmp / "slow-disk"
+    folder.mkdir()
+    log = folder / "writes.log"
+    (folder / "sitecustomize.py").write_text(f"LOG = {str(log)!r}\n" + SLOW_DISK)
+    stack.daemon.stop()
+    stack.daemon = start_daemon(stack, env=clean_env(PYTHONPATH=str(folder)))
+    return log
+
+
+def _writes(log: Path) -> list[tuple[str, float]]:
+    if not log.exists():
+        return []
+    return [(kind, float(at)) for kind, at in (line.split() for line in log.read_text().splitlines())]
+
+
+@contextlib.contextmanager
+def _connection(stack: Stack) -> Iterator[Callable[[], tuple[int, dict[str, Any]]]]:
+    """One kept-alive connection to the daemon; each call() is a user_info."""
+    connection = http.client.HTTPConnection("127.0.0.1", stack.daemon.port, timeout=10)
+
+    def call() -> tuple[int, dict[str, Any]]:
+        connection.request("POST", "/v1.1/user_info", body=b"",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+
+    try:
+        yield call
+    finally:
+        connection.close()
+
+
+def _ceiling(stack: Stack) -> int:
+    (state,) = (stack.tmp / "exmo-proxy-state" / "nonces").glob("*.json")
+    return int(json.loads(state.read_text())["ceiling"])
+
+
+def test_calls_keep_flowing_while_a_slow_disk_writes_the_next_ceiling(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """Every ceiling write takes 500 ms: only the first call after the start waits for one; the write
+    ahead (half a window later) happens while calls go on, none of them waiting for it."""
+    stack = make_stack()
+    log = _slow_disk_daemon(stack)
+    timings: list[tuple[float, float]] = []  # (sent, answered), monotonic, as the writes log has them
+    with _connection(stack) as call:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            sent = time.monotonic()
+            status, answer = call()
+            assert status == 200 and "balances" in answer, answer
+            timings.append((sent, time.monotonic()))
+            writes = _writes(log)
+            if len(writes) >= 4 and time.monotonic() > writes[3][1] + 0.2:  # two writes, done
+                break
+    _, (_, first_end), (_, ahead_start), (_, ahead_end) = _writes(log)[:4]
+    assert timings[0][1] >= first_end  # the first call after a start waits: the state may all be used
+    during = [answered - sent for sent, answered in timings if ahead_start <= sent and answered <= ahead_end]
+    assert len(during) >= 5, "calls stopped while the next ceiling was being written"
+    slowest = max(answered - sent for sent, answered in timings[1:])
+    assert slowest < 0.4, f"a call waited {slowest:.3f} s: it waited for the disk"
+    assert stack.sim_stats()["errors"].get("40009", 0) == 0
+    assert "Traceback" not in stack.logs()
+
+
+def test_kill9_during_a_slow_ceiling_write_resumes_above_the_old_ceiling(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 while the next ceiling is on its way to the disk: the file still holds the old one, and
+    the restarted daemon signs above it, with no 40009."""
+    stack = make_stack()
+    log = _slow_disk_daemon(stack)
+    with _connection(stack) as call:
+        deadline = time.monotonic() + 20
+        while len(_writes(log)) < 3 and time.monotonic() < deadline:  # until the write ahead starts
+            assert call()[0] == 200
+    assert [kind for kind, _ in _writes(log)] == ["start", "end", "start"]
+    old_ceiling = _ceiling(stack)
+    stack.daemon.kill9()  # the write ahead is inside its 500 ms fsync
+    assert _ceiling(stack) == old_ceiling  # it never landed
+    used_before = stack.sim_stats()["last_nonce"][stack.key]
+    assert used_before <= old_ceiling
+    audited = len((stack.tmp / "exmo-proxy-state" / "audit.jsonl").read_text().splitlines())
+    stack.daemon = start_daemon(stack)
+    _assert_all_ok(asyncio.run(_burst(stack.base, clients=3, calls=10, first_id=5000)))
+    lines = (stack.tmp / "exmo-proxy-state" / "audit.jsonl").read_text().splitlines()[audited:]
+    nonces = [json.loads(line)["nonce"] for line in lines]
+    assert len(nonces) == 30 and min(nonces) > old_ceiling  # resumed above the durable ceiling
+    assert _nonce_errors(stack) == 0

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from proxy.calls import nonce as nonce_mod
-from proxy.calls.nonce import MAX_NONCE, WINDOW, NonceSequence, NonceStateError, NonceStore, key_id
+from proxy.calls.nonce import AHEAD, MAX_NONCE, WINDOW, NonceSequence, NonceStateError, NonceStore, key_id
 
 KEY = "K-" + "0123456789abcdef0123456789abcdef01234567"
 OTHER_KEY = "K-" + "89abcdef0123456789abcdef0123456789abcdef"
@@ -116,21 +118,22 @@ async def test_one_save_per_window_with_a_frozen_clock(tmp_path: Path) -> None:
     assert store.saves[0] >= seq.last
 
 
-async def test_saves_again_only_when_the_ceiling_is_crossed(tmp_path: Path) -> None:
-    """A new ceiling is written only when a nonce would pass the persisted one."""
+async def test_the_next_ceiling_is_written_once_half_the_window_is_used(tmp_path: Path) -> None:
+    """Below the half-way mark no write; past it, one background write of the next window."""
     store = _store(tmp_path)
     clock = FakeClock()
     seq = NonceSequence(store, KEY, clock)
     await seq.next()
     ceiling = store.saves[-1]
-    clock.now = ceiling  # still at the ceiling: no write
-    assert await seq.next() == ceiling
-    assert len(store.saves) == 1
-    clock.now = ceiling + 1
-    issued = await seq.next()
-    assert len(store.saves) == 2
-    assert store.saves[-1] >= issued == ceiling + 1
-    assert _persisted(store) == store.saves[-1]
+    clock.now = ceiling - AHEAD  # exactly half used: no write yet
+    assert await seq.next() == ceiling - AHEAD
+    await seq.settle()
+    assert store.saves == [ceiling]
+    clock.now = ceiling - AHEAD + 1
+    assert await seq.next() == ceiling - AHEAD + 1  # handed out at once, below the durable ceiling
+    await seq.settle()
+    assert store.saves == [ceiling, ceiling + WINDOW]
+    assert _persisted(store) == seq.ceiling == ceiling + WINDOW
 
 
 async def test_persisted_before_handed_out(tmp_path: Path) -> None:
@@ -198,22 +201,30 @@ async def test_unwritable_state_issues_no_nonce(unwritable: tuple[CountingStore,
     assert store.saves == []
 
 
-async def test_recovers_once_the_state_is_writable_again(tmp_path: Path) -> None:
-    """After a failed write the sequence keeps working once the disk is back, still increasing."""
+async def test_a_failed_write_ahead_uses_up_the_durable_window_then_refuses(tmp_path: Path) -> None:
+    """The ceiling ahead cannot be written: nonces go on up to the durable ceiling, none above it,
+    then NonceStateError; once the disk is back the sequence goes on, still increasing."""
     store = _store(tmp_path / "ok")
     clock = FakeClock()
     seq = NonceSequence(store, KEY, clock)
     first = await seq.next()
+    durable = _persisted(store)
     good = store.directory
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     store.directory = blocker / "nonces"
-    clock.now = T0 + 2 * WINDOW
-    with pytest.raises(NonceStateError):
+    clock.now = durable - 2  # past half the window: a write ahead starts, and fails
+    assert await seq.next() == durable - 2
+    await seq.settle()
+    assert store.last_error is not None and "cannot persist" in store.last_error  # /readyz says why
+    assert [await seq.next() for _ in range(2)] == [durable - 1, durable]
+    with pytest.raises(NonceStateError, match="cannot persist"):
         await seq.next()
-    assert seq.last == first
+    assert seq.last == durable > first
     store.directory = good
+    clock.now = T0 + 2 * WINDOW
     assert await seq.next() == T0 + 2 * WINDOW
+    assert store.last_error is None
 
 
 def test_unreadable_state_dir_is_nonce_state_error(tmp_path: Path) -> None:
@@ -341,3 +352,106 @@ def test_a_late_save_never_lowers_the_ceiling(tmp_path: Path) -> None:
     store.save(key_id(KEY), T0 + 2 * WINDOW)
     store.save(key_id(KEY), T0 + WINDOW)  # the late, older write
     assert store.load(key_id(KEY)) == T0 + 2 * WINDOW
+
+
+class GatedStore(CountingStore):
+    """A store whose writes wait for `gate` (a slow disk), in the worker thread like real ones."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.started: list[int] = []
+
+    def save(self, kid: str, ceiling: int) -> None:
+        self.started.append(ceiling)
+        assert self.gate.wait(10)
+        super().save(kid, ceiling)
+
+
+def _gated(tmp_path: Path) -> GatedStore:
+    store = GatedStore(tmp_path)
+    store.prepare()
+    return store
+
+
+async def test_calls_do_not_wait_for_a_slow_write_ahead(tmp_path: Path) -> None:
+    """While the next ceiling is on its way to a slow disk, nonces below the durable one are handed out
+    at once; only the call that finds every durable number used waits, and gets one above the old
+    ceiling once the write lands."""
+    store = _gated(tmp_path)
+    clock = FakeClock()
+    seq = NonceSequence(store, KEY, clock)
+    await seq.next()
+    durable = seq.ceiling
+    store.gate.clear()  # the disk stalls
+    clock.now = durable - AHEAD + 1
+    for _ in range(AHEAD):  # every remaining number, with no wait
+        await asyncio.wait_for(seq.next(), 0.5)
+    assert seq.last == durable and len(store.started) == 2
+    waiting = asyncio.ensure_future(seq.next())
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # nothing above the durable ceiling without the write
+    store.gate.set()
+    issued = await asyncio.wait_for(waiting, 5)
+    assert issued == durable + 1 <= _persisted(store) == durable + WINDOW
+
+
+async def test_an_idle_key_uses_the_numbers_left_while_its_next_ceiling_is_written(tmp_path: Path) -> None:
+    """The clock ran past the ceiling while the key was idle: the next nonces are the numbers left
+    below it (still increasing), and the clock again once the new ceiling is durable."""
+    store = _gated(tmp_path)
+    clock = FakeClock()
+    seq = NonceSequence(store, KEY, clock)
+    first = await seq.next()
+    store.gate.clear()
+    clock.now = T0 + 60_000  # a minute idle
+    assert await asyncio.wait_for(seq.next(), 0.5) == first + 1
+    assert await asyncio.wait_for(seq.next(), 0.5) == first + 2
+    store.gate.set()
+    await seq.settle()
+    assert seq.ceiling == T0 + 60_000 + WINDOW
+    assert await seq.next() == T0 + 60_000
+
+
+async def test_no_nonce_above_the_durable_ceiling_whatever_the_clock_and_the_disk(tmp_path: Path) -> None:
+    """Random clock jumps (forwards and back), random disk stalls: every nonce is above the last and at
+    or below the ceiling on disk when it is handed out; a restart resumes above all of them."""
+    rng = random.Random(15)  # noqa: S311 - a reproducible test schedule
+    store = _gated(tmp_path)
+    clock = FakeClock()
+    seq = NonceSequence(store, KEY, clock)
+    issued: list[int] = []
+
+    async def disk() -> None:
+        while True:
+            store.gate.clear() if rng.random() < 0.5 else store.gate.set()
+            await asyncio.sleep(rng.random() * 0.01)
+
+    stalls = asyncio.ensure_future(disk())
+    try:
+        for _ in range(2_000):
+            clock.now += rng.choice((0, 1, 7, 900, 2 * AHEAD, -3 * WINDOW))
+            nonce = await seq.next()
+            assert nonce <= _persisted(store)
+            assert not issued or nonce > issued[-1]
+            issued.append(nonce)
+    finally:
+        stalls.cancel()
+        store.gate.set()
+    await seq.settle()
+    assert await NonceSequence(_restarted(store, tmp_path), KEY, FakeClock()).next() > issued[-1]
+
+
+async def test_the_book_settles_writes_in_flight_before_closing(tmp_path: Path) -> None:
+    """Shutdown waits for a ceiling write in flight before the state directory's lock is let go."""
+    clock = FakeClock()
+    book = nonce_mod.NonceBook(tmp_path, clock)
+    seq = book.sequence(KEY)
+    await seq.next()
+    ceiling = seq.ceiling
+    clock.now = ceiling  # past half the window: the next ceiling goes to the disk in the background
+    await seq.next()
+    await book.settle()
+    book.close()
+    assert nonce_mod.NonceStore(tmp_path).load(key_id(KEY)) == ceiling + WINDOW

@@ -50,6 +50,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         await upstream.close()
         audit.close()
         records.close()
+        await nonces.settle()
         nonces.close()
 
 
