@@ -136,14 +136,14 @@ def tail(bench: Bench, bare: Target, daemon: Target, rounds: int, seconds: float
             runs[name].append((base, ours))
     print(f"\n## Tail of signed calls ({rounds} round(s) x {seconds:g} s per leg, {keys} keys for c=50;"
           f" a stall is a call over {STALL_MS} ms)\n")
-    print("| load | leg | round | calls/s | vs bare | p50 ms | p99 ms | p99.9 ms | max ms | p99/p50 |"
-          " p99.9/p50 | stalls | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| load | leg | round | calls/s | vs bare | CPU µs/call | p50 ms | p99 ms | p99.9 ms | max ms |"
+          " p99/p50 | p99.9/p50 | stalls | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, _ in TAIL_LEGS:
         for number, (base, ours) in enumerate(runs[name], 1):
             for leg, figure in (("bare", base), ("daemon", ours)):
                 ratio = fmt(figure.rps / base.rps, 2) if leg == "daemon" else "-"
-                print(f"| {name} | {leg} | {number} | {fmt(figure.rps, 0)} | {ratio}"
+                print(f"| {name} | {leg} | {number} | {fmt(figure.rps, 0)} | {ratio} | {fmt(figure.cpu_us, 0)}"
                       f" | {fmt(figure.p50_ms, 3)} | {fmt(figure.p99_ms, 3)} | {fmt(figure.p999_ms, 3)}"
                       f" | {fmt(figure.max_ms, 1)}"
                       f" | {fmt(figure.p99_ms / figure.p50_ms, 1)} | {fmt(figure.p999_ms / figure.p50_ms, 1)}"

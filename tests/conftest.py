@@ -183,6 +183,58 @@ def start_simulator(tmp: Path, accounts: dict[str, str], delay_ms: int = 0, rate
                  port, tmp / "simulator.log")
 
 
+NONCE_DISK = '''"""Test-only (tests/conftest.py NonceDisk): the disk under the daemon's nonce state, made slow
+or failing. Every fsync of a ceiling write's temporary file (proxy/durable.py) is logged, takes DELAY_S,
+and fails with ENOSPC while the file FAIL exists."""
+import errno
+import os
+import time
+
+_fsync = os.fsync
+
+
+def _nonce_fsync(fd):
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = ""
+    if "/nonces/." not in target:
+        return _fsync(fd)
+    with open(LOG, "a") as log:
+        log.write(f"start {time.monotonic()}\\n")
+    time.sleep(DELAY_S)
+    if os.path.exists(FAIL):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    _fsync(fd)
+    with open(LOG, "a") as log:
+        log.write(f"end {time.monotonic()}\\n")
+
+
+os.fsync = _nonce_fsync
+'''
+
+
+@dataclass
+class NonceDisk:
+    """A `sitecustomize` for the daemon's interpreter (PYTHONPATH) that makes nonce-ceiling writes slow
+    or fail: fault injection from outside, no test hook in the daemon. `log` gets a `start`/`end` line
+    (monotonic seconds) per write; touching `fail` makes writes fail with ENOSPC until it is removed."""
+
+    tmp: Path
+    delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.folder = self.tmp / "nonce-disk"
+        self.folder.mkdir(exist_ok=True)
+        self.log = self.folder / "writes.log"
+        self.fail = self.folder / "fail"
+        (self.folder / "sitecustomize.py").write_text(
+            f"LOG = {str(self.log)!r}\nFAIL = {str(self.fail)!r}\nDELAY_S = {self.delay_s!r}\n" + NONCE_DISK)
+
+    def env(self) -> dict[str, str]:
+        return clean_env(PYTHONPATH=str(self.folder))
+
+
 def start_daemon(stack: Stack, *extra: str, wrap: Sequence[str] = (),
                  env: dict[str, str] | None = None) -> Service:
     port = stack.daemon.port if getattr(stack, "daemon", None) else free_port()

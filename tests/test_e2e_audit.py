@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import PASSPHRASE, Stack, cli, curl_json, start_daemon
+from tests.conftest import PASSPHRASE, NonceDisk, Stack, cli, curl_json, start_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -130,17 +131,40 @@ def test_no_trading_while_the_audit_log_cannot_be_written(make_stack) -> None:  
     assert len(late) == 1 and len(entries(stack)) == 3
 
 
-@pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
 def test_no_signing_with_a_nonce_that_cannot_be_made_durable(make_stack) -> None:  # type: ignore[no-untyped-def]
-    """Nonce state unwritable (file size limit): 503 state_unwritable, /readyz says why, then recovery."""
+    """Nonce state unwritable (ENOSPC on the ceiling's fsync) from the start: 503 state_unwritable,
+    /readyz says why, nothing signed; once the disk takes writes, the next call goes through."""
     stack: Stack = make_stack()
-    pid = str(stack.daemon.proc.pid)
-    subprocess.run(["prlimit", "--pid", pid, "--fsize=8:unlimited"], check=True)
+    stack.daemon.stop()
+    disk = NonceDisk(stack.tmp)
+    disk.fail.touch()
+    stack.daemon = start_daemon(stack, "--state-dir", str(stack.tmp / "fresh-state"), env=disk.env())
     status, body = curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")
     assert (status, body["proxy_error"]) == (503, "state_unwritable")
+    assert "No space left" in body["error"]
     assert stack.sim_stats()["executed"] == {}  # nothing was signed with a nonce not on disk
     status, ready = curl_json(f"{stack.base}/readyz")
     assert status == 503 and "nonce state" in ready["reason"]
-    subprocess.run(["prlimit", "--pid", pid, "--fsize=unlimited:unlimited"], check=True)
+    disk.fail.unlink()
     assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
     assert curl_json(f"{stack.base}/readyz")[0] == 200
+
+
+def test_a_disk_that_fails_later_stops_signing_only_above_the_durable_ceiling(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """The disk fails after the first ceiling landed: calls go on with nonces below that durable ceiling
+    (going on loses nothing), while /readyz is 503 and names the nonce state."""
+    stack: Stack = make_stack()
+    stack.daemon.stop()
+    disk = NonceDisk(stack.tmp)
+    stack.daemon = start_daemon(stack, env=disk.env())
+    assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    state = next((stack.tmp / "exmo-proxy-state" / "nonces").glob("*.json"))
+    ceiling = json.loads(state.read_text())["ceiling"]
+    disk.fail.touch()
+    deadline = time.monotonic() + 15
+    while curl_json(f"{stack.base}/readyz")[0] == 200:  # once half the window is used the write ahead fails
+        assert time.monotonic() < deadline, "no write ahead was tried"
+        assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    assert "nonce state" in curl_json(f"{stack.base}/readyz")[1]["reason"]
+    assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    assert stack.sim_stats()["last_nonce"][stack.key] <= ceiling

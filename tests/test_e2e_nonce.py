@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from tests.conftest import Stack, clean_env, start_daemon
+from tests.conftest import NonceDisk, Stack, start_daemon
 
 pytestmark = pytest.mark.slow
 
@@ -133,41 +133,12 @@ def test_fifty_clients_forty_calls_each(make_stack) -> None:  # type: ignore[no-
     assert stats["client_ids"] == {str(i): 1 for i in range(1, 2001)}
 
 
-SLOW_DISK = '''"""Test-only: every fsync of a nonce state file takes 500 ms (a busy or networked disk)."""
-import os
-import time
-
-_fsync = os.fsync
-
-
-def _slow_fsync(fd):
-    try:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        target = ""
-    if "/nonces/." not in target:  # the temporary file of a ceiling write (proxy/durable.py)
-        return _fsync(fd)
-    with open(LOG, "a") as log:
-        log.write(f"start {time.monotonic()}\\n")
-    time.sleep(0.5)
-    _fsync(fd)
-    with open(LOG, "a") as log:
-        log.write(f"end {time.monotonic()}\\n")
-
-
-os.fsync = _slow_fsync
-'''
-
-
 def _slow_disk_daemon(stack: Stack) -> Path:
     """Restart the daemon with every nonce-ceiling write slowed to 500 ms; returns the writes' log."""
-    folder = stack.tmp / "slow-disk"
-    folder.mkdir()
-    log = folder / "writes.log"
-    (folder / "sitecustomize.py").write_text(f"LOG = {str(log)!r}\n" + SLOW_DISK)
     stack.daemon.stop()
-    stack.daemon = start_daemon(stack, env=clean_env(PYTHONPATH=str(folder)))
-    return log
+    disk = NonceDisk(stack.tmp, delay_s=0.5)
+    stack.daemon = start_daemon(stack, env=disk.env())
+    return disk.log
 
 
 def _writes(log: Path) -> list[tuple[str, float]]:

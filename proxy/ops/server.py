@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import importlib
 import logging
 import os
@@ -121,6 +122,15 @@ def _install_signals(stop: asyncio.Event, on_hup: Callable[[], None]) -> None:
     loop.add_signal_handler(signal.SIGHUP, on_hup)
 
 
+def freeze_startup_heap() -> None:
+    """What start-up built (modules, classes, the apps, the config) lives as long as the process: after
+    one collection it is moved out of the collector's reach (gc.freeze), so a full collection under
+    load scans only what calls created since instead of ~40,000 objects more (about 10 ms of pause
+    per full collection here; issue 15). Costs one collection before READY."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(config: Config, on_ready: Callable[[], None] | None = None,
                 stop: asyncio.Event | None = None, reloader: Reloader | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then drain and return; SIGHUP reloads."""
@@ -153,6 +163,7 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
             extra.append(management)
             where = config.management_listen
             await web.TCPSite(management, where.host, where.port, reuse_address=True).start()
+        freeze_startup_heap()
         print(summary(config), file=sys.stderr, flush=True)
         notify("READY=1", f"STATUS=listening on {config.listen.url()}")
         interval = watchdog_interval()

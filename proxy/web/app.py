@@ -34,6 +34,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     upstream = Upstream(config.upstream, config.limits)
     nonces = NonceBook(config.state_dir, app[CLOCK])
     nonces.load_keys(a.key for a in config.accounts.values())  # a bad state file fails start-up here
+    nonces.write_ahead()
     await upstream.start()
     limiter = RateLimiter(config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)

@@ -40,6 +40,7 @@ class Runtime:
         """Take a reloaded config; returns the settings that need a restart and were kept."""
         new, kept = keep_restart_only(self.live.config, new)
         self.nonces.load_keys(a.key for a in new.accounts.values())  # a bad state file refuses it here
+        self.nonces.write_ahead()  # a new key's first ceiling
         self.upstream.configure(new.upstream, new.limits)
         self.dispatcher.reconfigure(new.limits, new.cache)
         self.metrics.configure(new.features.metrics)
