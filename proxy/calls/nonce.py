@@ -21,14 +21,15 @@ winning rejects the earlier one with 40009 (ccxt#24065). The design, and why:
    is AHEAD numbers: 5 s of clock, or 1.7 s at the 3,000 calls/s one key reaches against an
    upstream that answers at once (bench/RESULTS.md). An atomic write takes 0.75 ms here (p99
    1.5 ms, idle ext4 on virtio); under the bench's load the calls that waited for one took up to
-   ~200 ms before this design. So a call waits only on a disk stalled for seconds. Two exceptions, one write each: a call right after a start,
-   before its key's first write has landed (after a restart every number up to the ceiling may
-   have been used, so start-up begins that write for every key at once), and a resync far above
-   our counter (4.). When the clock has run past the ceiling (an idle key), the numbers left below
-   it are used meanwhile: still strictly increasing, and EXMO asks for nothing else. After a
-   restart, even a kill -9, counting resumes above the ceiling, so above anything that could have
-   been sent. If a ceiling cannot be written (full or read-only disk), the numbers below the
-   durable one are used and then none: we never sign with a nonce we could not make durable.
+   ~200 ms before this design. So a call waits only on a disk stalled for seconds. Two exceptions,
+   one write each: a call right after a start, before its key's first write has landed (after a
+   restart every number up to the ceiling may have been used, so start-up begins that write for
+   every key at once), and a resync far above our counter (4.). When the clock has run past the
+   ceiling (an idle key), the numbers left below it are used meanwhile: still strictly increasing,
+   and EXMO asks for nothing else. After a restart, even a kill -9, counting resumes above the
+   ceiling, so above anything that could have been sent. If a ceiling cannot be written (full or
+   read-only disk), the numbers below the durable one are used and then none: we never sign with a
+   nonce we could not make durable.
 4. Resync. A 40009 names the highest nonce EXMO has seen ("…used before \"N\""): another program
    used the key. `observe(N)` lifts our counter above it; the caller retries that request once
    (a 40009 is a definite rejection, so the retry cannot execute twice).
