@@ -113,6 +113,21 @@ class AuditTrail:
             exmo_result=result, exmo_error_code=code, outcome=outcome, settings=self.settings,
             latency_ms=(time.monotonic() - record.started) * 1000,
         )
+        self._record(entry)
+
+    def stream_event(self, *, request_id: str, client: str | None, account: str, method: str,
+                     params: Params, nonce: int | None, outcome: str, exmo_error_code: str | None = None,
+                     seconds: float = 0.0) -> None:
+        """A private WebSocket stream's login (`ws/login`) or end (`ws/close`), in the same shape as a
+        call's entry so `audit tail|grep` read it alike (method, params, nonce, outcome)."""
+        self._record(build_entry(
+            request_id=request_id, client=client, account=account, method=method, params=params,
+            nonce=nonce, http_status=101, exmo_result=None if exmo_error_code is None else False,
+            exmo_error_code=exmo_error_code, outcome=outcome, settings=self.settings,
+            latency_ms=seconds * 1000,
+        ))
+
+    def _record(self, entry: dict[str, Any]) -> None:
         try:
             self.log.record(entry)
         except Exception as exc:

@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (check, run):
         p.add_argument("--listen", help="HOST:PORT or unix:PATH (overrides the file)")
         p.add_argument("--upstream", help="EXMO base URL (overrides the file)")
+        p.add_argument("--ws-upstream", help="EXMO's WebSocket base URL (overrides the file)")
         p.add_argument("--state-dir", help="state directory (overrides the file)")
 
     sim = sub.add_parser("simulator", parents=[common], help="run a local EXMO-compatible exchange")

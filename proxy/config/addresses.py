@@ -1,4 +1,4 @@
-"""Where the daemon listens and where it sends: listen addresses, the upstream URL, socket modes.
+"""Where the daemon listens and where it sends: listen addresses, the upstream URLs, socket modes.
 
 Loopback is the line that matters (SPEC §6): the daemon listens on loopback or a unix socket unless
 client tokens exist, and it sends plain http only to a loopback upstream (the simulator).
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from proxy.config.checks import ConfigError
 
 DEFAULT_UPSTREAM = "https://api.exmo.com"
+DEFAULT_WS_UPSTREAM = "wss://ws-api.exmo.com:443"
 DEFAULT_SOCKET_MODE = 0o660
 
 
@@ -73,6 +74,26 @@ def check_upstream(value: Any) -> str:
         raise ConfigError("upstream: give only scheme and host, e.g. https://api.exmo.com")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError("upstream: https is required unless the host is loopback")
+    return url
+
+
+def check_ws_upstream(value: Any) -> str:
+    """EXMO's WebSocket base URL (scheme, host, port): wss, or ws only to a loopback host (the simulator).
+    The client's path (/v1/public, /v1/private, /v1/margin/private) is appended to it."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError("ws_upstream: must be a non-empty string")
+    url = value.rstrip("/")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise ConfigError(f"ws_upstream: {url!r} has an invalid port") from None
+    if parts.scheme not in ("wss", "ws") or not parts.hostname:
+        raise ConfigError(f"ws_upstream: {url!r} is not a ws(s) URL like {DEFAULT_WS_UPSTREAM}")
+    if parts.path or parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"ws_upstream: give only scheme, host and port, e.g. {DEFAULT_WS_UPSTREAM}")
+    if parts.scheme == "ws" and not is_loopback_host(parts.hostname):
+        raise ConfigError("ws_upstream: wss is required unless the host is loopback")
     return url
 
 

@@ -18,7 +18,7 @@ from proxy.config.checks import ConfigError
 
 TOKEN_PREFIX = "exmo-proxy_"  # noqa: S105 - a recognisable prefix, not a secret
 TOKEN_HASH = re.compile(r"^[0-9a-f]{64}$")
-CLIENT_KEYS = {"token_sha256", "accounts", "allow"}
+CLIENT_KEYS = {"token_sha256", "accounts", "allow", "streams"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Client:
     token_sha256: str = field(repr=False)
     accounts: frozenset[str]
     allow: frozenset[str] | None = None
+    streams: bool = True  # may open private WebSocket streams of its accounts (public ones: always)
 
 
 def new_token() -> str:
@@ -53,4 +54,7 @@ def client(name: str, raw: Any, accounts: frozenset[str]) -> Client:
     missing = sorted(allowed - accounts)
     if missing:
         raise ConfigError(f"{where}.accounts: {missing[0]!r} is not one of accounts")
-    return Client(name, token_hash, allowed, method_list(raw.get("allow"), f"{where}.allow"))
+    streams = raw.get("streams", True)
+    if not isinstance(streams, bool):
+        raise ConfigError(f"{where}.streams: must be true or false")
+    return Client(name, token_hash, allowed, method_list(raw.get("allow"), f"{where}.allow"), streams)

@@ -20,10 +20,18 @@ from typing import Any, Generic, TypeVar
 
 from proxy.config import sections
 from proxy.config.accounts import Account, SealedAccount, sealed_account
-from proxy.config.addresses import DEFAULT_SOCKET_MODE, DEFAULT_UPSTREAM, Listen, check_upstream, socket_mode
+from proxy.config.addresses import (
+    DEFAULT_SOCKET_MODE,
+    DEFAULT_UPSTREAM,
+    DEFAULT_WS_UPSTREAM,
+    Listen,
+    check_upstream,
+    check_ws_upstream,
+    socket_mode,
+)
 from proxy.config.checks import ConfigError, check_keys, check_name, check_string
 from proxy.config.clients import Client, client
-from proxy.config.sections import RESTART_ONLY, AuditSettings, Features, Limits
+from proxy.config.sections import RESTART_ONLY, AuditSettings, Features, Limits, Streams
 from proxy.vault.encryption import KdfParams
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -64,6 +72,8 @@ class Settings(Generic[AccountsT]):
     # SIGTERM: calls already inside are still sent while their answer fits in this many seconds
     shutdown_grace_s: float = field(default=25.0, metadata=RESTART_ONLY)
     idempotency_ttl_s: float = 86400.0  # how long a retry with the same Idempotency-Key gets the first answer
+    ws_upstream: str = DEFAULT_WS_UPSTREAM  # EXMO's WebSocket API, for streams opened from here on
+    streams: Streams = field(default_factory=Streams)
 
 
 Document = Settings[tuple[SealedAccount, ...]]  # as validated: secrets sealed, accounts in file order
@@ -137,6 +147,8 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         features=sections.features(doc),
         shutdown_grace_s=sections.seconds(doc, "shutdown_grace_s", 25.0, 0, 3600),
         idempotency_ttl_s=sections.seconds(doc, "idempotency_ttl_s", 86400.0, 3600, 30 * 86400),
+        ws_upstream=check_ws_upstream(doc.get("ws_upstream", DEFAULT_WS_UPSTREAM)),
+        streams=sections.streams(doc.get("streams")),
     )
 
 

@@ -107,6 +107,34 @@ def features(doc: Mapping[str, Any]) -> Features:
 
 
 @dataclass(frozen=True)
+class Streams:
+    """The WebSocket relay (SPEC §5b): how many streams, and how long a client may leave frames unread."""
+
+    max_open: int = 256  # streams open at once, every client together
+    max_per_client: int = 16  # per client token; without clients, per daemon like max_open
+    send_timeout_s: float = 10.0  # a frame the client does not take within this closes its stream
+
+
+STREAM_BOUNDS: dict[str, tuple[float, float]] = {
+    "max_open": (1, 100_000), "max_per_client": (1, 100_000), "send_timeout_s": (0.1, 600),
+}
+
+
+def streams(raw: Any) -> Streams:
+    values = check_keys(raw if raw is not None else {}, set(STREAM_BOUNDS), "streams")
+    out: dict[str, float] = {}
+    for name, value in values.items():
+        low, high = STREAM_BOUNDS[name]
+        whole = name != "send_timeout_s"
+        kinds = int if whole else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            kind = "a whole number" if whole else "a number of seconds"
+            raise ConfigError(f"streams.{name}: must be {kind} in {_plain(low)}..{_plain(high)}")
+        out[name] = int(value) if whole else float(value)
+    return Streams(**out)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     redact: frozenset[str] = frozenset()  # parameter names whose values are written as "***"
     max_bytes: int = 16 * 1024 * 1024  # rotate before a write that would make the file larger

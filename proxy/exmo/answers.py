@@ -55,6 +55,15 @@ def nonce_rejection(resp: Answer) -> int | None:
     return int(found.group(1)) if found else 0
 
 
+def nonce_rejected_text(code: int | None, message: str) -> int | None:
+    """The same for an error frame of the WebSocket API (code, message): the nonce EXMO names, 0 if
+    none, or None when it is not a nonce rejection."""
+    if code != 40009 and not _NONCE_ERROR.match(message):
+        return None
+    found = _USED_BEFORE.search(message)
+    return int(found.group(1)) if found else 0
+
+
 def rate_limit_pause(resp: Answer) -> float | None:
     """Seconds EXMO asks us to stop sending, if this answer is one of its rate-limit errors."""
     if resp.status == 429:  # HTTP-level limiting (EXMO's edge, a CDN): back off the same way

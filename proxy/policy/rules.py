@@ -41,6 +41,20 @@ def check_client(client: Client | None, account: Account, method: str) -> None:
                            f"client {client.name!r} may not call {method} (clients.{client.name}.allow)")
 
 
+def check_stream(account: Account, client: Client | None) -> None:
+    """Raise PolicyDenied unless `client` may open a private WebSocket stream of `account`. Streams are
+    reads (orders, trades, balances), so the account's method rules do not apply; the halt switch
+    does not cut them either."""
+    if client is None:
+        return
+    if account.name not in client.accounts:
+        raise PolicyDenied("client_account", f"client {client.name!r} may not use account {account.name!r}"
+                                             f" (clients.{client.name}.accounts)")
+    if not client.streams:
+        raise PolicyDenied("client_streams", f"client {client.name!r} may not open private streams"
+                                             f" (clients.{client.name}.streams: false)")
+
+
 def check(account: Account, method: str, client: Client | None = None) -> None:
     """Raise PolicyDenied unless `client` (None: no tokens configured) may call `method` on `account`."""
     rules = account.policy

@@ -65,6 +65,11 @@ class Metrics:
         self.rate_limited = 0
         self.nonce_resyncs = 0
         self.idempotent_replays = 0
+        self.streams_open: Counter[str] = Counter()  # WebSocket streams by path kind (public, private, ...)
+        self.stream_frames: Counter[str] = Counter()  # frames relayed, by direction (to_exmo, to_client)
+        self.stream_bytes: Counter[str] = Counter()
+        self.stream_logins: Counter[str] = Counter()  # upstream logins by outcome
+        self.stream_closes: Counter[str] = Counter()  # streams ended, by why
         self.upstream_latency: dict[str, _Histogram] = {}
         self.queue_wait: dict[str, _Histogram] = {}
         self.registry = CollectorRegistry(auto_describe=True)
@@ -102,6 +107,17 @@ class Metrics:
             self.rate_limited += 1
         if exmo_error:
             self.exmo_errors[exmo_error] += 1
+
+    def stream_opened(self, kind: str, delta: int) -> None:
+        self.streams_open[kind] += delta  # a gauge: kept even with metrics off, so it stays right
+
+    def stream_login(self, outcome: str) -> None:
+        if self.enabled:
+            self.stream_logins[outcome] += 1
+
+    def stream_closed(self, why: str) -> None:
+        if self.enabled:
+            self.stream_closes[why] += 1
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -141,6 +157,20 @@ class _Collector(Collector):
                                " rate slot before it was signed or sent", m.queue_wait)
         yield GaugeMetricFamily("exmo_proxy_queued_calls", "Private calls waiting for their account",
                                 value=m.queued)
+        opened = GaugeMetricFamily("exmo_proxy_streams_open", "WebSocket streams open, by path kind",
+                                   labels=["kind"])
+        for kind, count in m.streams_open.items():
+            opened.add_metric([kind], count)
+        yield opened
+        yield _labelled("exmo_proxy_stream_frames", "WebSocket frames relayed, by direction", "direction",
+                        m.stream_frames)
+        yield _labelled("exmo_proxy_stream_bytes", "WebSocket payload bytes relayed, by direction",
+                        "direction", m.stream_bytes)
+        yield _labelled("exmo_proxy_stream_logins", "Logins to EXMO's private WebSocket API, by outcome",
+                        "outcome", m.stream_logins)
+        yield _labelled("exmo_proxy_stream_closes", "WebSocket streams ended, by why (client, exmo,"
+                        " maintenance, login_failed, unreachable, slow_client, shutdown)", "why",
+                        m.stream_closes)
         build = GaugeMetricFamily("exmo_proxy_build_info", "Version of the running daemon",
                                   labels=["version"])
         build.add_metric([__version__], 1)

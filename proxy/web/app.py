@@ -18,8 +18,10 @@ from proxy.calls.nonce import NonceBook, wall_clock_ms
 from proxy.calls.ratelimit import RateLimiter
 from proxy.calls.shared_reads import SharedReads
 from proxy.config.model import Config
+from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
+from proxy.web import sockets
 from proxy.web.access import ACCOUNTING, Accounting
 from proxy.web.handlers import handle_api
 from proxy.web.keys import CLOCK, LIVE, MAIN, METRICS, Live
@@ -43,11 +45,15 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     records.open()
     dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.reconfigure(config.limits, config.cache)
+    relay = Relay(nonces, audit, app[METRICS])
+    relay.configure(config.streams, config.limits, config.ws_upstream)
+    await relay.start()
     app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS],
-                           Idempotency(records, app[METRICS]))
+                           Idempotency(records, app[METRICS]), relay)
     try:
         yield
     finally:
+        await relay.close()
         await upstream.close()
         audit.close()
         records.close()
@@ -72,6 +78,7 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
     _probes(app)
+    sockets.add_routes(app)  # before the API's routes: /v1/private is a stream, not a method
     version = r"{version:v1(?:\.1)?}"
     app.router.add_route("*", rf"/{version}/{{method:.+}}", handle_api)
     app.router.add_route("*", rf"/accounts/{{account:[A-Za-z0-9_-]+}}/{version}/{{method:.+}}", handle_api)
@@ -97,3 +104,4 @@ def begin_drain(app: web.Application) -> None:
     draining (Dispatcher.begin_drain)."""
     config = app[LIVE].config
     app[RUNTIME].dispatcher.begin_drain(config.shutdown_grace_s, config.limits.upstream_timeout_s)
+    app[RUNTIME].relay.begin_drain()

@@ -64,7 +64,8 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     except Exception as exc:
         refused_by = exc.slug if isinstance(exc, PolicyDenied) else None
         response = answer_for(exc)
-    response.headers["X-Request-Id"] = request_id
+    if not response.prepared:  # a WebSocket stream sent its headers at the upgrade (web/sockets.py)
+        response.headers["X-Request-Id"] = request_id
     if request.method == "CONNECT":  # aiohttp would keep the connection as a tunnel: close it instead
         response.force_close()
     # The access line and the counters wait until the answer is on its way: aiohttp writes it in this

@@ -16,6 +16,7 @@ from proxy.calls.idempotency import Idempotency
 from proxy.calls.nonce import NonceBook
 from proxy.calls.ratelimit import RateLimiter
 from proxy.config.model import Config, keep_restart_only
+from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from proxy.web.keys import Live
@@ -31,6 +32,7 @@ class Runtime:
     audit: AuditTrail
     metrics: Metrics
     idempotency: Idempotency
+    relay: Relay
 
     @property
     def config(self) -> Config:
@@ -46,6 +48,7 @@ class Runtime:
         self.metrics.configure(new.features.metrics)
         self.audit.reconfigure(new.audit)
         self.idempotency.reconfigure(new.idempotency_ttl_s)
+        self.relay.configure(new.streams, new.limits, new.ws_upstream)
         self.live.config = new  # the swap: every request from here on sees the new config
         return kept
 

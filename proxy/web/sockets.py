@@ -1,0 +1,55 @@
+"""The WebSocket paths (SPEC §5b): EXMO's own, so a client changes only the host.
+
+`GET /v1/public`, `/v1/private`, `/v1/margin/private` with `Upgrade: websocket`, also under
+`/accounts/NAME/`. Everything a stream can be refused for is refused here, before the upgrade, with an
+HTTP answer the client can read: the middleware's gate (browser `Origin`/`Sec-Fetch-Site`, a foreign
+`Host`, a missing token) has run already; then the account and the client's scopes (private paths),
+then the caps. No socket to EXMO is opened for a refused client. The stream itself is streams/'s.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.policy import rules
+from proxy.streams.parts import Who
+from proxy.streams.stream import CLIENT_HEARTBEAT_S, CLOSE_TIMEOUT_S, MAX_FRAME_BYTES
+from proxy.web.errors import ProxyError
+from proxy.web.handlers import resolve_account
+from proxy.web.keys import ACCOUNT, CLIENT, EXMO_METHOD, REQUEST_ID
+from proxy.web.runtime import RUNTIME
+
+STREAM_PATHS = {"/v1/public": "public", "/v1/private": "private", "/v1/margin/private": "margin"}
+
+
+def add_routes(app: web.Application) -> None:
+    for path in STREAM_PATHS:
+        app.router.add_get(path, handle_stream)
+        app.router.add_get(f"/accounts/{{account:[A-Za-z0-9_-]+}}{path}", handle_stream)
+
+
+async def handle_stream(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    path = request.path
+    named = request.match_info.get("account")
+    if named is not None:
+        path = path.removeprefix(f"/accounts/{named}")
+    kind = STREAM_PATHS[path]
+    request[EXMO_METHOD] = f"ws{path}"
+    socket = web.WebSocketResponse(heartbeat=CLIENT_HEARTBEAT_S, autoping=True, max_msg_size=MAX_FRAME_BYTES,
+                                   timeout=CLOSE_TIMEOUT_S, compress=False)
+    if not socket.can_prepare(request).ok:
+        raise ProxyError(426, "websocket_required", f"{path} is EXMO's WebSocket API: connect with a"
+                                                    f" WebSocket client (ws://<this daemon>{request.path})")
+    client = request.get(CLIENT)
+    account = None
+    if kind != "public":
+        account = resolve_account(runtime.config, named, request.headers.get("X-Exmo-Account"))
+        request[ACCOUNT] = account.name
+        rules.check_stream(account, client)
+    runtime.relay.admit(client.name if client else None)
+    socket.headers["X-Request-Id"] = request[REQUEST_ID]
+    await socket.prepare(request)
+    who = Who(request[REQUEST_ID], client.name if client else None, account, path, kind)
+    await runtime.relay.serve(who, socket, request.transport)
+    return socket
