@@ -251,6 +251,8 @@ def build_stack(tmp: Path, *, delay_ms: int = 0, sim_rate: int = 0, rate: float 
     passphrase_file = write_passphrase(tmp)
     config = init_config(tmp, key, secret, passphrase_file, rate=rate)
     sim = start_simulator(tmp, {key: secret}, delay_ms=delay_ms, rate_limit=sim_rate, style=sim_style)
+    with config.open("a") as text:  # the streams' upstream too: the simulator speaks EXMO's WebSocket API
+        text.write(f"ws_upstream: {sim.url.replace('http://', 'ws://')}\n")
     stack = Stack(tmp, key, secret, config, passphrase_file, sim, daemon=None)  # type: ignore[arg-type]
     stack.daemon = start_daemon(stack)
     return stack

@@ -3,7 +3,7 @@
 ``/v1/{method}`` and ``/v1.1/{method}`` (a trailing slash is accepted, exmo-api.md §1.1) answer
 GET and POST; ``/v1/public``, ``/v1/private`` and ``/v1/margin/private`` upgrade to EXMO's WebSocket
 API (ws.py), and a private call that succeeds tells the account's sockets. ``GET /_sim/stats`` and
-``POST /_sim/ws/maintenance`` exist only on the simulator.
+``POST /_sim/ws/maintenance`` and ``POST /_sim/ws/flood`` exist only on the simulator.
 Every API answer, error or not, is HTTP 200 JSON with ``charset=utf-8`` (§4.1).
 """
 
@@ -18,7 +18,7 @@ from aiohttp import web
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.errors import ExmoError
 from proxy.simulator.pipeline import Call, Simulator
-from proxy.simulator.ws import HUB, PATHS, Hub, handle_maintenance, handle_socket
+from proxy.simulator.ws import HUB, PATHS, Hub, handle_flood, handle_maintenance, handle_socket, run_market
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 API_ROUTE = r"/{version:v1|v1\.1}/{method:.+}"
@@ -72,7 +72,7 @@ async def handle_socket_or_api(request: web.Request) -> web.StreamResponse:
 
 
 async def handle_stats(request: web.Request) -> web.Response:
-    return exmo_json(request.app[SIMULATOR].stats_snapshot())
+    return exmo_json({**request.app[SIMULATOR].stats_snapshot(), "ws": request.app[HUB].snapshot()})
 
 
 def create_simulator_app(config: SimulatorConfig) -> web.Application:
@@ -84,6 +84,8 @@ def create_simulator_app(config: SimulatorConfig) -> web.Application:
     for path in PATHS:
         app.router.add_get(path, handle_socket_or_api, allow_head=False)
     app.router.add_post("/_sim/ws/maintenance", handle_maintenance)
+    app.router.add_post("/_sim/ws/flood", handle_flood)
+    app.cleanup_ctx.append(run_market)
     app.router.add_get(API_ROUTE, handle_api, allow_head=False)
     app.router.add_post(API_ROUTE, handle_api)
     app.router.add_get("/_sim/stats", handle_stats, allow_head=False)

@@ -13,13 +13,17 @@ Error codes marked [INF] are inferred: §6 does not confirm them for these cases
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +35,7 @@ from proxy.simulator.state import Account, Order
 
 PATHS = {"/v1/public": False, "/v1/private": True, "/v1/margin/private": True}  # path -> private
 PING_S = 30.0
+MARKET_TICK_S = 1.0
 PUBLIC_KINDS = ("spot/ticker", "spot/trades", "spot/order_book_snapshots", "spot/order_book_updates")
 PRIVATE_TOPICS = ("spot/wallet", "spot/orders", "spot/user_trades")
 
@@ -43,6 +48,35 @@ class Hub:
         self.accounts, self.account, self.accept_nonce, self.wall = accounts, account, accept_nonce, wall
         self.sessions: set[Session] = set()
         self.logins = 0
+        self.opened = 0
+        self.logins_by_key: Counter[str] = Counter()
+        self._trade_ids = itertools.count(1_000_000)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """For /_sim/stats: sockets opened so far and open now, logins by API key."""
+        return {"opened": self.opened, "open": len(self.sessions), "logins": dict(self.logins_by_key)}
+
+    async def market_ticks(self) -> None:
+        """Market topics move: every MARKET_TICK_S each public subscription gets an update (the ticker
+        again, one new trade, the top of the book), sent to all sockets at once so one slow reader
+        delays no one else."""
+        while True:
+            await asyncio.sleep(MARKET_TICK_S)
+            now = int(self.wall())
+            sessions = [s for s in self.sessions if any(":" in topic for topic in s.topics)]
+            await asyncio.gather(*(s.push_market(now, self._trade_ids) for s in sessions),
+                                 return_exceptions=True)
+
+    def flood(self, topic: str, frames: int, size: int) -> int:
+        """Test control (`POST /_sim/ws/flood`): `frames` updates of about `size` bytes to every socket
+        subscribed to `topic`, as fast as each takes them. How many sockets get them."""
+        sessions = [s for s in self.sessions if topic in s.topics]
+        for session in sessions:
+            task = asyncio.ensure_future(session.flood(topic, frames, size))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(sessions)
 
     async def changed(self, key: str) -> None:
         """The account of `key` acted over REST: its subscribers get what changed."""
@@ -110,6 +144,7 @@ class Session:
             return
         self.key = key
         self.hub.logins += 1
+        self.hub.logins_by_key[key] += 1
         await self.send({"event": "logged_in", "id": request_id})
 
     async def _subscribe(self, topic: str, request_id: Any) -> None:
@@ -154,9 +189,35 @@ class Session:
         kind, _, name = topic.partition(":")
         if kind == "spot/ticker":
             return public.ticker({}, now)[name]
-        if kind == "spot/trades":
-            return public.trades({"pair": name}, now)[name]
+        if kind == "spot/trades":  # in WS frames trade_id and date are numbers (REST sends strings)
+            return [{**row, "trade_id": int(row["trade_id"]), "date": int(row["date"])}
+                    for row in public.trades({"pair": name}, now)[name]]
         return public.order_book({"pair": name, "limit": "25" if "snapshots" in kind else "400"}, now)[name]
+
+    async def push_market(self, now: int, trade_ids: Iterator[int]) -> None:
+        for topic in [t for t in self.topics if ":" in t]:
+            kind, _, name = topic.partition(":")
+            if kind == "spot/ticker":
+                data: Any = public.ticker({}, now)[name]
+            elif kind == "spot/trades":
+                latest = public.trades({"pair": name}, now)[name][0]
+                data = [{**latest, "trade_id": next(trade_ids), "date": now}]
+            elif kind == "spot/order_book_snapshots":
+                data = self._snapshot(topic)
+            else:  # order_book_updates: the top level of each side again (a valid delta)
+                book = public.order_book({"pair": name, "limit": "1"}, now)[name]
+                data = {"ask": book["ask"], "bid": book["bid"]}
+            await self.send({"event": "update", "topic": topic, "data": data})
+
+    async def flood(self, topic: str, frames: int, size: int) -> None:
+        pad = "x" * size
+        try:
+            for _ in range(frames):
+                if self.ws.closed or topic not in self.topics:
+                    return
+                await self.send({"event": "update", "topic": topic, "data": {"pad": pad}})
+        except (ConnectionResetError, RuntimeError):
+            return  # the socket went away mid-flood
 
     async def push_changes(self) -> None:
         if "spot/orders" in self.topics:
@@ -220,6 +281,7 @@ async def handle_socket(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     session = Session(hub, ws, PATHS[request.path])
     hub.sessions.add(session)
+    hub.opened += 1
     try:
         await session.send({"event": "info", "code": 1, "message": "connection established",
                             "session_id": str(uuid.uuid4())})
@@ -236,3 +298,20 @@ async def handle_socket(request: web.Request) -> web.StreamResponse:
 async def handle_maintenance(request: web.Request) -> web.Response:
     closed = await request.app[HUB].maintenance()
     return web.json_response({"closed": closed})
+
+
+async def handle_flood(request: web.Request) -> web.Response:
+    """`POST /_sim/ws/flood?topic=T&frames=N&bytes=M` (tests: a client that does not read)."""
+    query = request.query
+    sent_to = request.app[HUB].flood(query["topic"], int(query.get("frames", "1000")),
+                                     int(query.get("bytes", "1000")))
+    return web.json_response({"sockets": sent_to})
+
+
+async def run_market(app: web.Application) -> AsyncIterator[None]:
+    """The app's cleanup context: market ticks while the simulator runs."""
+    ticks = asyncio.ensure_future(app[HUB].market_ticks())
+    yield
+    ticks.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticks
