@@ -462,7 +462,7 @@ async def test_serve_simulator_logs_and_stops(
 
 async def test_ccxt_reads_simulator_answers(client: Client) -> None:
     """ccxt's exmo parsers accept the simulator's shapes, errors included (real client check)."""
-    import ccxt.async_support as ccxt_async  # type: ignore[import-untyped]  # ccxt ships no type hints
+    import ccxt.async_support as ccxt_async
 
     base = str(client.make_url("")).rstrip("/")
     exchange = ccxt_async.exmo({"apiKey": KEY, "secret": SECRET})
