@@ -143,9 +143,9 @@ def tail(bench: Bench, bare: Target, daemon: Target, rounds: int, seconds: float
         for number, (base, ours) in enumerate(runs[name], 1):
             for leg, figure in (("bare", base), ("daemon", ours)):
                 ratio = fmt(figure.rps / base.rps, 2) if leg == "daemon" else "-"
-                print(f"| {name} | {leg} | {number} | {fmt(figure.rps, 0)} | {ratio} | {fmt(figure.cpu_us, 0)}"
-                      f" | {fmt(figure.p50_ms, 3)} | {fmt(figure.p99_ms, 3)} | {fmt(figure.p999_ms, 3)}"
-                      f" | {fmt(figure.max_ms, 1)}"
+                print(f"| {name} | {leg} | {number} | {fmt(figure.rps, 0)} | {ratio}"
+                      f" | {fmt(figure.cpu_us, 0)} | {fmt(figure.p50_ms, 3)} | {fmt(figure.p99_ms, 3)}"
+                      f" | {fmt(figure.p999_ms, 3)} | {fmt(figure.max_ms, 1)}"
                       f" | {fmt(figure.p99_ms / figure.p50_ms, 1)} | {fmt(figure.p999_ms / figure.p50_ms, 1)}"
                       f" | {figure.stalls} of {figure.calls:,} | {figure.errors} |")
     wide, single = runs[TAIL_LEGS[0][0]], runs[TAIL_LEGS[1][0]]

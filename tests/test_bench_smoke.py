@@ -30,3 +30,13 @@ def test_bench_smoke_runs_every_leg_without_errors() -> None:
         assert leg in out, leg
     assert "Daemon errors (socket, non-2xx, upstream rejections): 0" in out
     assert "Traceback" not in result.stderr
+
+
+def test_stream_bench_smoke_measures_every_figure() -> None:
+    """bench/bench_streams.py --smoke: round trips, a flood and memory per stream, through the daemon."""
+    result = subprocess.run([sys.executable, "bench/bench_streams.py", "--smoke"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for row in ("| direct | /v1/public |", "| daemon | /v1/public |", "| daemon | /v1/private |",
+                "added latency per relayed frame", "daemon memory per open idle stream"):
+        assert row in result.stdout, row

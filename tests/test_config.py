@@ -230,6 +230,63 @@ def test_listen_url() -> None:
     assert Listen(unix_path="/run/p.sock").url() == "unix:/run/p.sock"
 
 
+# --- ws_upstream and streams (the WebSocket relay) ------------------------------------------------------
+
+
+def test_stream_defaults(doc: dict[str, Any]) -> None:
+    document = validate(doc, CONFIG_PATH)
+    assert document.ws_upstream == "wss://ws-api.exmo.com:443"
+    assert document.streams == sections.Streams(max_open=256, max_per_client=16, send_timeout_s=10.0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("wss://ws-api.exmo.com:443", "wss://ws-api.exmo.com:443"),
+    ("wss://ws-api.exmo.me/", "wss://ws-api.exmo.me"),
+    ("ws://127.0.0.1:8081", "ws://127.0.0.1:8081"),
+    ("ws://[::1]:8081", "ws://[::1]:8081"),
+])
+def test_ws_upstream_accepted(doc: dict[str, Any], text: str, expected: str) -> None:
+    doc["ws_upstream"] = text
+    assert validate(doc, CONFIG_PATH).ws_upstream == expected
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("ws://ws-api.exmo.com", "wss is required unless the host is loopback"),
+    ("https://ws-api.exmo.com", "is not a ws(s) URL"),
+    ("wss://ws-api.exmo.com/v1/private", "give only scheme, host and port"),
+    ("wss://ws-api.exmo.com:99999", "invalid port"),
+    ("", "non-empty string"),
+])
+def test_ws_upstream_refused(doc: dict[str, Any], text: str, fragment: str) -> None:
+    doc["ws_upstream"] = text
+    message = _error(doc)
+    assert message.startswith("ws_upstream:") and fragment in message
+
+
+def test_ws_upstream_from_the_command_line(doc: dict[str, Any]) -> None:
+    document = validate(doc, CONFIG_PATH, {"ws_upstream": "ws://127.0.0.1:9"})
+    assert document.ws_upstream == "ws://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(("streams", "fragment"), [
+    ({"max_open": 0}, "streams.max_open: must be a whole number in 1..100000"),
+    ({"max_per_client": 2.5}, "streams.max_per_client: must be a whole number"),
+    ({"send_timeout_s": 0}, "streams.send_timeout_s: must be a number of seconds in 0.1..600"),
+    ({"send_timeout_s": True}, "streams.send_timeout_s"),
+    ({"buffer": 1}, "streams.buffer"),
+])
+def test_streams_section_refused(doc: dict[str, Any], streams: dict[str, Any], fragment: str) -> None:
+    doc["streams"] = streams
+    assert fragment in _error(doc)
+
+
+def test_a_client_may_be_kept_off_private_streams(doc: dict[str, Any]) -> None:
+    doc["clients"] = {"bot": {"token_sha256": "0" * 64, "accounts": ["main"], "streams": False}}
+    assert validate(doc, CONFIG_PATH).clients["bot"].streams is False
+    doc["clients"]["bot"]["streams"] = "no"
+    assert "clients.bot.streams: must be true or false" in _error(doc)
+
+
 # --- upstream ------------------------------------------------------------------------------------------
 
 

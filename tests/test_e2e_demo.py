@@ -28,8 +28,37 @@ def _read_demo_banner(proc: subprocess.Popen[str], timeout: float = 30) -> list[
             break
         lines.append(line.rstrip("\n"))
         if "Press Ctrl-C" in line:
-            return [ln.strip() for ln in lines if ln.strip().startswith("curl ")]
+            return lines
     raise AssertionError("demo printed no banner: " + "\n".join(lines))
+
+
+def _stream_script(banner: list[str]) -> str:
+    """The Python program between `python3 - <<'PY'` and `PY`, as a user pastes it (indent removed)."""
+    start = next(i for i, line in enumerate(banner) if line.strip() == "python3 - <<'PY'")
+    end = next(i for i in range(start, len(banner)) if banner[i].strip() == "PY")
+    return "\n".join(line[2:] for line in banner[start + 1:end]) + "\n"
+
+
+def _run_stream_example(script: str, order: str) -> None:
+    """The demo's WebSocket example sees its login answered, its snapshots, and an order placed over REST."""
+    with subprocess.Popen([sys.executable, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                          env=clean_env()) as example:
+        assert example.stdin is not None and example.stdout is not None
+        example.stdin.write(script)
+        example.stdin.close()
+        seen: list[str] = []
+        try:
+            deadline = time.monotonic() + 30
+            while not any('"topic":"spot/orders"' in s and '"update"' in s for s in seen):
+                assert time.monotonic() < deadline, seen
+                seen.append(example.stdout.readline())
+                if any('"logged_in"' in s for s in seen) and sum('"snapshot"' in s for s in seen) == 3 \
+                        and order:
+                    subprocess.run(shlex.split(order), capture_output=True, check=True, timeout=30)
+                    order = ""
+        finally:
+            example.kill()
+    assert '"id":1' in next(s for s in seen if '"logged_in"' in s)
 
 
 def test_demo_prints_curl_lines_that_work(tmp_path: Path) -> None:
@@ -47,8 +76,11 @@ def test_demo_prints_curl_lines_that_work(tmp_path: Path) -> None:
 
 def _run_banner(proc: subprocess.Popen[str]) -> None:
     try:
-        commands = _read_demo_banner(proc)
+        banner = _read_demo_banner(proc)
+        commands = [line.strip() for line in banner if line.strip().startswith("curl ")]
         assert len(commands) >= 6
+        order = next(c for c in commands if "order_create" in c and "json" not in c)
+        _run_stream_example(_stream_script(banner), order)
         order_id = None
         for command in commands:
             command = command.split("   #")[0]

@@ -422,3 +422,19 @@ def test_ccxt_pro_with_placeholder_keys_watches_balance_orders_and_ticker(make_s
     asyncio.run(go())
     assert stack.sim_stats()["ws"]["logins"] == {stack.key: 1}
     assert stack.secret not in stack.logs()
+
+
+def test_more_streams_than_an_http_pool_holds(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """120 streams open at once (aiohttp's connection pool alone would stop at 100): all are greeted."""
+    stack: Stack = make_stack()
+
+    async def go() -> None:
+        opened = [await connect(ws_url(stack, "/v1/public")) for _ in range(120)]
+        try:
+            greetings = await asyncio.gather(*(asyncio.wait_for(ws.recv(), 10) for ws in opened))
+            assert all('"connection established"' in str(text) for text in greetings)
+        finally:
+            await asyncio.gather(*(ws.close() for ws in opened))
+
+    asyncio.run(go())
+    assert stack.sim_stats()["ws"]["opened"] == 120

@@ -1,7 +1,7 @@
 """`exmo-proxy demo`: the simulator and the daemon together, with a throwaway encrypted config.
 
 Everything lives in a temporary directory that is removed on exit; the API key pair is random and
-only the simulator knows it. The curl lines printed at start work as they are.
+only the simulator knows it. The curl lines and the WebSocket example printed at start work as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +22,28 @@ from proxy.vault.passphrase import PassphraseSources
 from proxy.vault.secret import Secret
 
 
+def _stream_lines(base: str) -> list[str]:
+    """A private WebSocket stream, as a bot without the secret opens it (aiohttp comes with the daemon)."""
+    socket = base.replace("http://", "ws://", 1) + "/v1/private"
+    return [
+        "A private WebSocket stream: any login frame is answered, the proxy logs in with the real key.",
+        "Leave it running, place an order with the curl line above, and watch spot/orders:",
+        "",
+        "  python3 - <<'PY'",
+        "  import asyncio, aiohttp",
+        "  async def main():",
+        f"      async with aiohttp.ClientSession() as s, s.ws_connect('{socket}') as ws:",
+        "          await ws.send_json({'id': 1, 'method': 'login', 'api_key': '-', 'sign': '-', 'nonce': 1})",
+        "          await ws.send_json({'id': 2, 'method': 'subscribe',",
+        "                              'topics': ['spot/wallet', 'spot/orders', 'spot/ticker:BTC_USDT']})",
+        "          async for frame in ws:",
+        "              print(frame.data, flush=True)",
+        "  asyncio.run(main())",
+        "  PY",
+        "",
+    ]
+
+
 def _curl_lines(base: str) -> str:
     post = f"curl -s -X POST {base}/v1.1"
     return "\n".join([
@@ -39,6 +61,7 @@ def _curl_lines(base: str) -> str:
         f"  curl -s '{base}/v1.1/ticker'",
         f"  {post}/withdraw_crypt -d amount=1 -d currency=BTC -d address=x   # refused: money out is locked",
         "",
+        *_stream_lines(base),
         "Press Ctrl-C to stop.",
         "",
     ])
@@ -65,7 +88,8 @@ async def run_demo(listen: Listen, sim_listen: Listen) -> None:
         text = new_config_text("demo", key, secret, passphrase, state_dir="state")
         create_exclusive(config_path, text.encode())
         config = load_config(config_path, PassphraseSources(explicit=str(folder / "passphrase")),
-                             {"upstream": sim_listen.url(), "listen": f"{listen.host}:{listen.port}"})
+                             {"upstream": sim_listen.url(), "listen": f"{listen.host}:{listen.port}",
+                              "ws_upstream": sim_listen.url().replace("http://", "ws://", 1)})
         sim_config = simulator.SimulatorConfig(accounts={key: secret.reveal()})
         sim = asyncio.create_task(simulator.serve_simulator(sim_config, sim_listen.host, sim_listen.port))
         try:

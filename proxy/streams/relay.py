@@ -64,7 +64,9 @@ class Relay:
         context.connect_timeout_s, context.send_timeout_s = limits.connect_timeout_s, settings.send_timeout_s
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        # A stream holds its connection for life: no pool cap of aiohttp's (100 by default) under ours.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                              timeout=aiohttp.ClientTimeout(total=None))
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def close(self) -> None:
