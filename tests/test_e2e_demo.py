@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
@@ -33,19 +34,20 @@ def _read_demo_banner(proc: subprocess.Popen[str], timeout: float = 30) -> list[
 
 
 def _stream_script(banner: list[str]) -> str:
-    """The Python program between `python3 - <<'PY'` and `PY`, as a user pastes it (indent removed)."""
-    start = next(i for i, line in enumerate(banner) if line.strip() == "python3 - <<'PY'")
-    end = next(i for i in range(start, len(banner)) if banner[i].strip() == "PY")
-    return "\n".join(line[2:] for line in banner[start + 1:end]) + "\n"
+    """The shell lines from `python3 - <<'PY'` to `PY`, exactly as printed (a user pastes them)."""
+    start = banner.index("python3 - <<'PY'")
+    end = banner.index("PY", start)
+    return "\n".join(banner[start:end + 1]) + "\n"
 
 
 def _run_stream_example(script: str, order: str) -> None:
-    """The demo's WebSocket example sees its login answered, its snapshots, and an order placed over REST."""
-    with subprocess.Popen([sys.executable, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                          env=clean_env()) as example:
-        assert example.stdin is not None and example.stdout is not None
-        example.stdin.write(script)
-        example.stdin.close()
+    """The demo's WebSocket example, pasted into a shell whose python3 is the venv's (as after the
+    README's `. .venv/bin/activate`), sees its login answered, its snapshots, and an order placed over
+    REST."""
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    with subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True,
+                          env=clean_env(PATH=path)) as example:
+        assert example.stdout is not None
         seen: list[str] = []
         try:
             deadline = time.monotonic() + 30
