@@ -186,7 +186,8 @@ def test_maintenance_closes_the_client_with_a_reason_and_a_new_stream_works(make
 
     asyncio.run(go())
     assert stack.sim_stats()["ws"]["logins"] == {stack.key: 2}
-    assert any(e["method"] == "ws/close" and e["params"]["why"] == "maintenance" for e in _audit(stack))
+    closes = [e["params"] for e in _audit(stack) if e["method"] == "ws/close"]
+    assert {"why": "maintenance", "code": "1012"}.items() <= closes[0].items()  # the code the client got
 
 
 def test_a_refused_upstream_login_closes_the_client_with_exmo_s_reason(make_stack) -> None:  # type: ignore[no-untyped-def]
@@ -210,6 +211,12 @@ def test_a_refused_upstream_login_closes_the_client_with_exmo_s_reason(make_stac
     refused = [e for e in _audit(stack) if e["method"] == "ws/login"]
     assert [(e["account"], e["outcome"]) for e in refused] == [("stranger", "refused")]
     assert refused[0]["exmo_error_code"] == "40017"
+    deadline = time.monotonic() + 5
+    while not any(e["method"] == "ws/close" for e in _audit(stack)):
+        assert time.monotonic() < deadline, "no ws/close audit entry"
+        time.sleep(0.05)
+    (close,) = (e for e in _audit(stack) if e["method"] == "ws/close")
+    assert (close["params"]["why"], close["params"]["code"]) == ("login_failed", "1011")
 
 
 def test_an_unreachable_exmo_closes_the_client_with_try_again(make_stack) -> None:  # type: ignore[no-untyped-def]
@@ -438,3 +445,30 @@ def test_more_streams_than_an_http_pool_holds(make_stack) -> None:  # type: igno
 
     asyncio.run(go())
     assert stack.sim_stats()["ws"]["opened"] == 120
+
+
+def test_a_client_that_does_not_read_does_not_hold_up_shutdown(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM while a client has left megabytes unread: its close frame cannot get through, so the
+    stream is dropped after a few seconds and the daemon exits, not after its whole shutdown grace."""
+    stack: Stack = make_stack()
+    stack.config.write_text(stack.config.read_text() + "streams: {send_timeout_s: 600}\n")
+    stack.restart_daemon()
+    topic = "spot/ticker:BTC_USDT"
+    frames = Frames()
+
+    async def go() -> float:
+        async with connect(ws_url(stack, "/v1/public"), max_queue=1) as stalled:
+            await frames.next(stalled)
+            await stalled.send(json.dumps({"id": 1, "method": "subscribe", "topics": [topic]}))
+            await frames.next(stalled)
+            await frames.next(stalled)
+            curl_json(f"{stack.sim.url}/_sim/ws/flood?topic={topic}&frames=2000&bytes=10000", "-X", "POST")
+            await asyncio.sleep(1.0)  # the socket buffers between the daemon and the client fill up
+            started = time.monotonic()
+            os.kill(stack.daemon.proc.pid, signal.SIGTERM)
+            await asyncio.to_thread(stack.daemon.proc.wait, 30)
+            return time.monotonic() - started
+
+    took = asyncio.run(go())
+    assert stack.daemon.proc.returncode == 0
+    assert took < 12, f"shutdown waited {took:.1f}s for a client that does not read"

@@ -49,6 +49,7 @@ def test_logged_in_carries_the_client_s_id() -> None:
      frames.LoginAnswer(False, 40017, "Wrong api key")),
     ('{"ts":1,"event":"error","id":1,"code":"x","error":"text under error"}',
      frames.LoginAnswer(False, None, "text under error")),
+    ('{"ts":1,"event":"error","code":40005,"message":"no id"}', frames.LoginAnswer(False, 40005, "no id")),
     ('{"ts":1,"event":"error","id":7,"code":201008,"message":"not ours"}', None),
     ('{"ts":1,"event":"info","code":1,"message":"connection established"}', None),
     ("garbage", None),

@@ -18,7 +18,8 @@ from aiohttp import web
 from proxy.simulator.config import SimulatorConfig
 from proxy.simulator.errors import ExmoError
 from proxy.simulator.pipeline import Call, Simulator
-from proxy.simulator.ws import HUB, PATHS, Hub, handle_flood, handle_maintenance, handle_socket, run_market
+from proxy.simulator.ws import PATHS, Hub
+from proxy.simulator.ws_routes import HUB, handle_flood, handle_maintenance, handle_socket, run_market
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 API_ROUTE = r"/{version:v1|v1\.1}/{method:.+}"

@@ -57,8 +57,9 @@ class LoginAnswer:
 
 
 def login_answer(text: str) -> LoginAnswer | None:
-    """EXMO's answer to the daemon's login (`logged_in` or `error` carrying LOGIN_ID); None for any
-    other frame (the greeting, say), which the client gets as it is."""
+    """EXMO's answer to the daemon's login (`logged_in` or `error`, with LOGIN_ID or no id: what EXMO
+    puts in them is unconfirmed, §6.1, and the client's frames wait until the login is done, so an
+    error now answers the login); None for any other frame (the greeting), which the client gets."""
     try:
         frame = json.loads(text)
     except ValueError:
@@ -68,7 +69,7 @@ def login_answer(text: str) -> LoginAnswer | None:
     event = frame.get("event")
     if event == "logged_in" and frame.get("id") in (LOGIN_ID, None):
         return LoginAnswer(True)
-    if event == "error" and frame.get("id") == LOGIN_ID:
+    if event == "error" and frame.get("id") in (LOGIN_ID, None):  # nothing else was sent yet: it is ours
         code = frame.get("code")
         message = frame.get("message") or frame.get("error") or "no message"
         return LoginAnswer(False, code if isinstance(code, int) and not isinstance(code, bool) else None,

@@ -41,8 +41,13 @@ class Login:
         try:
             await sequence.lock.acquire(context.max_wait_s)
         except TimeoutError:
+            self._audit("not_sent")
+            context.metrics.stream_login("not_sent")
             raise Ended(1013, f"account {account.name} is busy: its calls go to EXMO one at a time and the"
                               " queue did not move; try again", "login_failed") from None
+        except Refusal as exc:  # the daemon is shutting down (Turn.stop)
+            self._audit("not_sent")
+            raise Ended(1001, exc.explain(), "shutdown") from None
         try:
             for attempt in (1, 2):
                 answer = await self._once(sequence)
@@ -66,6 +71,7 @@ class Login:
             self.nonce = await sequence.next()
         except Refusal as exc:  # the audit log or the nonce state cannot be written: no login
             context.metrics.stream_login("not_sent")
+            self._audit("not_sent")
             raise Ended(1011, exc.explain(), "login_failed") from None
         try:
             await self.upstream.send_str(frames.login(self.account.key, self.account.secret.encode(),

@@ -130,5 +130,5 @@ class Relay:
             now = loop.time()
             for stream in list(self.streams):
                 waiting_since = stream.sending_since
-                if waiting_since is not None and now - waiting_since > limit and stream.why is None:
+                if waiting_since is not None and now - waiting_since > limit:
                     stream.cut_off()

@@ -57,6 +57,8 @@ class Stream:
         self.sending_since: float | None = None  # loop time a frame to the client began to wait
         self.frames = {TO_EXMO: 0, TO_CLIENT: 0}
         self.why: str | None = None  # why it ended: client, exmo, maintenance, login_failed, ...
+        self.close_code: int | None = None  # the code the client's socket was closed with (1006: dropped)
+        self._sending = 0  # frames waiting for the client to take them
         self._login: Login | None = None
         self._maintenance = False
         self._to_client: asyncio.Task[None] | None = None
@@ -76,23 +78,35 @@ class Stream:
                 return
             self._to_client = asyncio.ensure_future(self._pump_to_client())
             await self._pump_to_exmo()
+        except Exception:  # a bug: the socket is upgraded already, so it is closed, not answered
+            log.exception("stream %s failed", self.who.request_id)
+            await self.end(1011, "internal error; see the daemon log", "internal")
         finally:
             await self._cleanup()
 
     async def end(self, code: int, text: str, why: str) -> None:
-        """Close the client's socket with `code` and a reason (`text`); the pumps then stop."""
+        """Close the client's socket with `code` and a reason (`text`); the pumps then stop. A client
+        that does not take the close frame within CLOSE_TIMEOUT_S is dropped."""
         if self.why is None:
-            self.why = why
-        if not self.client.closed:
-            await self.client.close(code=code, message=frames.reason(f"exmo-proxy: {text}").encode())
+            self.why, self.close_code = why, code
+        if self.client.closed:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self.client.close(code=code, message=frames.reason(f"exmo-proxy: {text}").encode())
+        except TimeoutError:
+            self._abort()
 
     def cut_off(self) -> None:
         """The client has not taken a frame for send_timeout_s: drop the connection (relay.py's sweep).
         No close frame could reach a client that does not read."""
         if self.why is None:
-            self.why = "slow_client"
+            self.why, self.close_code = "slow_client", 1006
         log.warning("stream %s (%s): the client did not read for %gs; disconnected", self.who.request_id,
                     self.who.client or "-", self.context.send_timeout_s)
+        self._abort()
+
+    def _abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
 
@@ -122,20 +136,16 @@ class Stream:
                             await self._send_client(frames.logged_in(request_id, time.time_ns() // 1_000_000))
                             continue
                     await upstream.send_str(text)
-                    size = len(text)
                 elif message.type is WSMsgType.BINARY:
                     await upstream.send_bytes(message.data)
-                    size = len(message.data)
                 else:
                     break  # an error on the client's socket
                 counts[TO_EXMO] += 1
                 if metrics.enabled:
                     metrics.stream_frames[TO_EXMO] += 1
-                    metrics.stream_bytes[TO_EXMO] += size
-        except (aiohttp.ClientError, OSError):
-            pass  # EXMO's socket went away: _pump_to_client says why
-        if self.why is None and client.closed:
-            self.why = "client"
+                    metrics.stream_bytes[TO_EXMO] += _size(message.data)
+        except (aiohttp.ClientError, OSError):  # EXMO's socket broke while we sent to it
+            await self.end(1012, "the connection to EXMO broke; reconnect", "exmo")
 
     async def _pump_to_client(self) -> None:
         upstream = self.upstream
@@ -152,30 +162,34 @@ class Stream:
                     break
         except (aiohttp.ClientError, OSError):
             return  # the client's socket failed (or was cut off): its pump ends the stream
-        if self.why is not None:
-            return  # the stream is ending from the client's side, or on shutdown
-        code = upstream.close_code
         if self._maintenance:
             await self.end(1012, "EXMO closed the stream for maintenance; reconnect", "maintenance")
         else:
-            await self.end(1012, f"EXMO closed the stream (code {code}); reconnect", "exmo")
+            await self.end(1012, f"EXMO closed the stream (code {upstream.close_code}); reconnect", "exmo")
 
     async def _send_client(self, data: str | bytes) -> None:
-        self.sending_since = self._loop.time()
-        if isinstance(data, str):
-            await self.client.send_str(data)
-        else:
-            await self.client.send_bytes(data)
-        self.sending_since = None
+        """One frame to the client. While any frame waits for the client to take it, `sending_since`
+        says since when no frame was taken (the sweep reads it); both pumps may send."""
+        if not self._sending:
+            self.sending_since = self._loop.time()
+        self._sending += 1
+        try:
+            if isinstance(data, str):
+                await self.client.send_str(data)
+            else:
+                await self.client.send_bytes(data)
+        finally:
+            self._sending -= 1
+            self.sending_since = self._loop.time() if self._sending else None  # a frame was taken
         self.frames[TO_CLIENT] += 1
         metrics = self.context.metrics
         if metrics.enabled:
             metrics.stream_frames[TO_CLIENT] += 1
-            metrics.stream_bytes[TO_CLIENT] += len(data)
+            metrics.stream_bytes[TO_CLIENT] += _size(data)
 
     async def _cleanup(self) -> None:
         if self.why is None:
-            self.why = "client"
+            self.why, self.close_code = "client", self.client.close_code
         task = self._to_client
         if task is not None and not task.done():
             task.cancel()
@@ -184,22 +198,28 @@ class Stream:
                 await task
         if self.upstream is not None and not self.upstream.closed:
             with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                await self.upstream.close()
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):  # aiohttp's own bound is per read
+                    await self.upstream.close()
         if not self.client.closed:
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                await self.client.close()
+            await self.end(1000, "stream closed", self.why)
         self.context.metrics.stream_closed(self.why)
-        nonce = self._login.nonce if self._login is not None else None
-        if self.who.account is not None and nonce is not None:
-            params = (("path", self.who.path), ("why", self.why), ("code", str(self.client.close_code)),
+        if self.who.account is not None:
+            params = (("path", self.who.path), ("why", self.why), ("code", str(self.close_code)),
                       ("frames_to_client", str(self.frames[TO_CLIENT])),
                       ("frames_to_exmo", str(self.frames[TO_EXMO])))
             self.context.audit.stream_event(
                 request_id=self.who.request_id, client=self.who.client, account=self.who.account.name,
-                method="ws/close", params=params, nonce=nonce, outcome="closed",
-                seconds=time.monotonic() - self._started)
+                method="ws/close", params=params, nonce=self._login.nonce if self._login else None,
+                outcome="closed", seconds=time.monotonic() - self._started)
         log.info("stream %s %s closed (%s): %d frames to the client, %d to EXMO", self.who.request_id,
                  self.who.path, self.why, self.frames[TO_CLIENT], self.frames[TO_EXMO])
+
+
+def _size(data: str | bytes) -> int:
+    """Payload bytes of a frame (text is UTF-8 on the wire; EXMO's JSON is ASCII, so that is its length)."""
+    if isinstance(data, bytes) or data.isascii():
+        return len(data)
+    return len(data.encode())
 
 
 def _describe(exc: BaseException) -> str:

@@ -66,6 +66,7 @@ class Metrics:
         self.nonce_resyncs = 0
         self.idempotent_replays = 0
         self.streams_open: Counter[str] = Counter()  # WebSocket streams by path kind (public, private, ...)
+        self.streams_opened: Counter[str] = Counter()  # ever opened: reconnects show as opens after closes
         self.stream_frames: Counter[str] = Counter()  # frames relayed, by direction (to_exmo, to_client)
         self.stream_bytes: Counter[str] = Counter()
         self.stream_logins: Counter[str] = Counter()  # upstream logins by outcome
@@ -110,6 +111,8 @@ class Metrics:
 
     def stream_opened(self, kind: str, delta: int) -> None:
         self.streams_open[kind] += delta  # a gauge: kept even with metrics off, so it stays right
+        if delta > 0 and self.enabled:
+            self.streams_opened[kind] += delta
 
     def stream_login(self, outcome: str) -> None:
         if self.enabled:
@@ -162,6 +165,8 @@ class _Collector(Collector):
         for kind, count in m.streams_open.items():
             opened.add_metric([kind], count)
         yield opened
+        yield _labelled("exmo_proxy_streams_opened", "WebSocket streams opened, by path kind (a bot's"
+                        " reconnect after a close is one more)", "kind", m.streams_opened)
         yield _labelled("exmo_proxy_stream_frames", "WebSocket frames relayed, by direction", "direction",
                         m.stream_frames)
         yield _labelled("exmo_proxy_stream_bytes", "WebSocket payload bytes relayed, by direction",
@@ -169,7 +174,8 @@ class _Collector(Collector):
         yield _labelled("exmo_proxy_stream_logins", "Logins to EXMO's private WebSocket API, by outcome",
                         "outcome", m.stream_logins)
         yield _labelled("exmo_proxy_stream_closes", "WebSocket streams ended, by why (client, exmo,"
-                        " maintenance, login_failed, unreachable, slow_client, shutdown)", "why",
+                        " maintenance, login_failed, unreachable, slow_client, shutdown, internal):"
+                        " exmo and maintenance are the reconnects EXMO forced", "why",
                         m.stream_closes)
         build = GaugeMetricFamily("exmo_proxy_build_info", "Version of the running daemon",
                                   labels=["version"])
