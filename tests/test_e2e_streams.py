@@ -472,3 +472,47 @@ def test_a_client_that_does_not_read_does_not_hold_up_shutdown(make_stack) -> No
     took = asyncio.run(go())
     assert stack.daemon.proc.returncode == 0
     assert took < 12, f"shutdown waited {took:.1f}s for a client that does not read"
+
+
+def test_the_halt_switch_does_not_cut_streams(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """`exmo-proxy halt on` refuses trading calls; streams (reads) go on, and new ones open."""
+    stack: Stack = make_stack()
+    frames = Frames()
+
+    async def go() -> None:
+        async with private_stream(stack, frames) as ws:
+            halted = cli("halt", "on", "--config", str(stack.config), "--reason", "test")
+            assert halted.returncode == 0, halted.stderr
+            status, body = curl_json(f"{stack.base}/v1.1/order_create", "-d", "pair=BTC_USDT", "-d",
+                                     "quantity=0.001", "-d", "price=50000", "-d", "type=buy")
+            assert (status, body["proxy_error"]) == (403, "halted")
+            await ws.send(json.dumps({"id": 2, "method": "subscribe", "topics": ["spot/wallet"]}))
+            assert (await frames.next(ws))["event"] == "subscribed"
+        async with private_stream(stack, frames):
+            pass
+
+    asyncio.run(go())
+
+
+def test_a_reloaded_ws_upstream_applies_to_new_streams(make_stack) -> None:  # type: ignore[no-untyped-def]
+    """SIGHUP with another ws_upstream: an open stream keeps its socket, a new one goes to the new URL."""
+    stack: Stack = make_stack()
+    frames = Frames()
+
+    async def go() -> None:
+        async with private_stream(stack, frames) as ws:
+            stack.config.write_text(stack.config.read_text().replace(
+                f"ws_upstream: ws://127.0.0.1:{stack.sim.port}", f"ws_upstream: ws://127.0.0.1:{free_port()}"))
+            os.kill(stack.daemon.proc.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 10
+            while "config reloaded" not in stack.logs():
+                assert time.monotonic() < deadline, "no reload logged"
+                await asyncio.sleep(0.05)
+            await ws.send(json.dumps({"id": 2, "method": "subscribe", "topics": ["spot/wallet"]}))
+            assert (await frames.next(ws))["event"] == "subscribed"
+            async with connect(ws_url(stack, "/v1/public")) as fresh:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await fresh.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+    asyncio.run(go())
