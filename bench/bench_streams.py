@@ -35,24 +35,10 @@ import urllib.request
 from pathlib import Path
 
 from bench_stack import PASSPHRASE, cpu_seconds, fake_pair, free_port, memory_mib
+from soak import start
 from websockets.asyncio.client import ClientConnection, connect
 
 TOPIC = "spot/ticker:BTC_USDT"
-
-
-def start(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "proxy", *args], stdout=out,  # noqa: S603 - our CLI
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1.1/currency", timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"bench: {args[0]} did not start; see {log}")
 
 
 async def round_trips(url: str, count: int, login: bool) -> list[float]:

@@ -59,42 +59,33 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_upstream(value: Any) -> str:
+def _base_url(value: Any, key: str, scheme: str, example: str, parts_named: str, article: str = "a") -> str:
+    """A base URL with scheme `scheme` + "s" (TLS) anywhere, or plain `scheme` only to a loopback host."""
     if not isinstance(value, str) or not value:
-        raise ConfigError("upstream: must be a non-empty string")
+        raise ConfigError(f"{key}: must be a non-empty string")
     url = value.rstrip("/")
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:
-        raise ConfigError(f"upstream: {url!r} has an invalid port") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"upstream: {url!r} is not an http(s) URL like {DEFAULT_UPSTREAM}")
+        raise ConfigError(f"{key}: {url!r} has an invalid port") from None
+    if parts.scheme not in (f"{scheme}s", scheme) or not parts.hostname:
+        raise ConfigError(f"{key}: {url!r} is not {article} {scheme}(s) URL like {example}")
     if parts.path or parts.query or parts.fragment or parts.username:
-        raise ConfigError("upstream: give only scheme and host, e.g. https://api.exmo.com")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigError("upstream: https is required unless the host is loopback")
+        raise ConfigError(f"{key}: give only {parts_named}, e.g. {example}")
+    if parts.scheme == scheme and not is_loopback_host(parts.hostname):
+        raise ConfigError(f"{key}: {scheme}s is required unless the host is loopback")
     return url
+
+
+def check_upstream(value: Any) -> str:
+    return _base_url(value, "upstream", "http", DEFAULT_UPSTREAM, "scheme and host", article="an")
 
 
 def check_ws_upstream(value: Any) -> str:
     """EXMO's WebSocket base URL (scheme, host, port): wss, or ws only to a loopback host (the simulator).
     The client's path (/v1/public, /v1/private, /v1/margin/private) is appended to it."""
-    if not isinstance(value, str) or not value:
-        raise ConfigError("ws_upstream: must be a non-empty string")
-    url = value.rstrip("/")
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise ConfigError(f"ws_upstream: {url!r} has an invalid port") from None
-    if parts.scheme not in ("wss", "ws") or not parts.hostname:
-        raise ConfigError(f"ws_upstream: {url!r} is not a ws(s) URL like {DEFAULT_WS_UPSTREAM}")
-    if parts.path or parts.query or parts.fragment or parts.username:
-        raise ConfigError(f"ws_upstream: give only scheme, host and port, e.g. {DEFAULT_WS_UPSTREAM}")
-    if parts.scheme == "ws" and not is_loopback_host(parts.hostname):
-        raise ConfigError("ws_upstream: wss is required unless the host is loopback")
-    return url
+    return _base_url(value, "ws_upstream", "ws", DEFAULT_WS_UPSTREAM, "scheme, host and port")
 
 
 def socket_mode(value: Any, has_clients: bool) -> int:
