@@ -101,6 +101,7 @@ def test_a_junk_login_is_answered_and_the_simulator_saw_the_real_key(make_stack)
             assert [(f["event"], f["topic"]) for f in acks] == [
                 ("subscribed", "spot/wallet"), ("snapshot", "spot/wallet"),
                 ("subscribed", "spot/orders"), ("snapshot", "spot/orders")]
+            await asyncio.wait_for(await ws.ping(), 5)  # the daemon answers a client's ping (ccxt sends them)
             order = _order(stack)  # over REST, through the daemon
             update = await frames.until(ws, lambda f: f.get("topic") == "spot/orders")
             assert update["event"] == "update" and update["data"]["order_id"] == str(order["order_id"])
