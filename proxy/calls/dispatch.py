@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
+from proxy.calls.lease import Lease
 from proxy.calls.nonce import NonceBook, NonceSequence
 from proxy.calls.ratelimit import RateLimited, RateLimiter
 from proxy.calls.shared_reads import SharedReads
 from proxy.calls.turns import Turn
 from proxy.config.accounts import Account
 from proxy.config.sections import Limits
+from proxy.coord.client import Coordinator
 from proxy.exmo.answers import nonce_rejection, rate_limit_pause
 from proxy.exmo.methods import method_class
 from proxy.exmo.refusals import Refusal
@@ -75,8 +77,10 @@ class Dispatcher:
     """Everything a call needs on its way out; one per running app."""
 
     def __init__(self, upstream: Upstream, limiter: RateLimiter, nonces: NonceBook,
-                 shared: SharedReads | None = None, metrics: Metrics | None = None) -> None:
+                 shared: SharedReads | None = None, metrics: Metrics | None = None,
+                 coordinator: Coordinator | None = None) -> None:
         self.metrics = metrics or Metrics()
+        self.coordinator = coordinator  # Redis mode: a key's lease and nonces are shared (calls/lease.py)
         self.upstream = upstream
         self.limiter = limiter
         self.nonces = nonces
@@ -168,7 +172,7 @@ class Dispatcher:
     async def _public_attempt(
         self, http_method: str, path: str, encoded: str, deadline: float
     ) -> UpstreamResponse:
-        await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
+        await self.limiter.acquire(max(0.0, deadline - time.monotonic()), public=True)
         self._go_ahead(_always)  # shared by every waiter: only shutdown stops it, not one hang-up
         return await self._public_once(http_method, path, encoded)
 
@@ -210,9 +214,12 @@ class Dispatcher:
             await _take_turn(sequence.lock, max_wait_s, account.name)
         finally:
             self.metrics.queued -= 1
+        lease = None
+        if self.coordinator is not None:
+            lease = Lease(self.coordinator, account.key, self.upstream.timeout_s)
         try:
             response = await self._signed(account, sequence, path, params, deadline, client_waiting,
-                                          on_signed, deadline - max_wait_s)
+                                          on_signed, deadline - max_wait_s, lease)
             used = nonce_rejection(response)
             if used is not None:
                 # Something else used this key (or EXMO lost our order): 40009 is a definite rejection,
@@ -222,15 +229,18 @@ class Dispatcher:
                 log.warning("account %s: EXMO rejected the nonce (40009); retrying once above %d",
                             account.name, sequence.last)
                 response = await self._signed(account, sequence, path, params, deadline, client_waiting,
-                                              on_signed, time.monotonic())
+                                              on_signed, time.monotonic(), lease)
         finally:
+            if lease is not None:
+                await lease.release()
+                self.metrics.lease_wait(lease.waited_s)
             sequence.lock.release()
         # Parsed after the turn is over: the next call on this key need not wait for it.
         return require_api_answer(response, self.upstream.base_url, private=True)
 
     async def _signed(
         self, account: Account, sequence: NonceSequence, path: str, params: Params, deadline: float,
-        client_waiting: Waiting, on_signed: Signed, queued_at: float,
+        client_waiting: Waiting, on_signed: Signed, queued_at: float, lease: Lease | None = None,
     ) -> UpstreamResponse:
         own = self._account_limiter(account)
         if own is not None:
@@ -239,7 +249,7 @@ class Dispatcher:
         self._go_ahead(client_waiting)
         kind = method_class(path.split("/", 2)[2])
         self.metrics.queue_time(kind, time.monotonic() - queued_at)
-        nonce = await sequence.next()
+        nonce = await (lease.draw(sequence, deadline, account.name) if lease else sequence.next())
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": self._signer(account).sign(body)}

@@ -183,20 +183,35 @@ class NonceSequence:
         """The durable ceiling: no nonce above it has been handed out."""
         return self._ceiling
 
-    async def next(self) -> int:
-        """The next nonce: above the last one, the clock if the durable ceiling allows, never above it."""
-        candidate = max(self._last + 1, self._clock())
-        if candidate > MAX_NONCE - WINDOW:
+    def candidate(self) -> int:
+        """The nonce this sequence would use next: above the last one, the clock if the durable ceiling
+        allows, else the numbers left below it (an idle key, while its next ceiling is written)."""
+        clock_next = max(self._last + 1, self._clock())
+        if clock_next > MAX_NONCE - WINDOW:
             raise NonceExhausted(
                 "nonce space exhausted: this key's nonce reached the int64 limit; create a new API key"
             )
-        if self._last >= self._ceiling:  # every number up to the durable ceiling is used: wait for more
-            await self._raise_ceiling(candidate)
-        # The clock past the ceiling (an idle key): the next number, until the new ceiling lands.
-        nonce = candidate if candidate <= self._ceiling else self._last + 1
-        self._last = nonce
-        self.write_ahead(candidate)
+        if clock_next > self._ceiling and self._last < self._ceiling:
+            return self._last + 1
+        return clock_next
+
+    async def next(self) -> int:
+        """The next nonce, never above the durable ceiling."""
+        nonce = self.candidate()
+        await self.adopt(nonce)
         return nonce
+
+    async def adopt(self, nonce: int) -> None:
+        """Use `nonce` (above the last one: `candidate()`, or what the shared counter gave in Redis
+        mode, calls/lease.py), waiting for the disk only if it is above the durable ceiling."""
+        if nonce > MAX_NONCE - WINDOW:
+            raise NonceExhausted(
+                "nonce space exhausted: this key's nonce reached the int64 limit; create a new API key"
+            )
+        if nonce > self._ceiling:
+            await self._cover(nonce)
+        self._last = nonce
+        self.write_ahead(max(nonce, self._clock()))
 
     def write_ahead(self, candidate: int | None = None) -> None:
         """Start writing the next ceiling if less than AHEAD numbers are left above `candidate` (the next
@@ -220,12 +235,13 @@ class NonceSequence:
             with contextlib.suppress(NonceStateError):
                 await asyncio.shield(self._writing)
 
-    async def _raise_ceiling(self, candidate: int) -> None:
-        await self.settle()  # the write in flight may be enough; if it failed, the next one says why
-        if self._last < self._ceiling:
+    async def _cover(self, nonce: int) -> None:
+        """Make the durable ceiling reach `nonce`: the write in flight may do it; if not (or if it
+        failed), one more, and a failure of that one says why."""
+        await self.settle()
+        if nonce <= self._ceiling:
             return
-        writing = self._start_write(candidate + WINDOW)
-        await asyncio.shield(writing)
+        await asyncio.shield(self._start_write(nonce + WINDOW))
 
     def _start_write(self, ceiling: int) -> asyncio.Task[None]:
         writing = self._writing = asyncio.ensure_future(self._write(min(ceiling, MAX_NONCE)))

@@ -93,7 +93,8 @@ class RateLimiter:
         """Seconds left of a pause EXMO asked for (0 when none)."""
         return max(0.0, self.paused_until - self._clock())
 
-    async def acquire(self, max_wait_s: float) -> None:
+    async def acquire(self, max_wait_s: float, public: bool = False) -> None:
+        """Wait for a sending slot (`public`: a read; the shared limiter treats those differently)."""
         deadline = self._clock() + max_wait_s
         while True:
             if self._stopped is not None:

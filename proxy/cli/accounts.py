@@ -6,6 +6,7 @@ and stored sealed, never echoed.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from proxy.cli.editing import open_editable, remove_entry, save_edit, unlock_for
 from proxy.config import yamlfile
 from proxy.config.accounts import Account, secret_path
 from proxy.config.checks import ConfigError, check_api_key, check_name
+from proxy.config.coordination import RedisSettings
 from proxy.config.load import load_config, unlock_data_key
 from proxy.config.model import validate
 from proxy.config.template import account_lines, new_config_text
+from proxy.coord.client import connected
 from proxy.durable import create_exclusive
 from proxy.exmo.methods import is_known_private, is_public
 from proxy.vault import encryption
@@ -155,3 +158,14 @@ def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], con
         console.out("  default_account: none (requests must name an account)")
     for account in config.accounts.values():
         _account_summary(account, config.default_account, console)
+    if config.redis is not None:
+        problem = asyncio.run(_redis_problem(config.redis))
+        if problem is not None:
+            raise ConfigError(f"redis: {problem}; a daemon would refuse signed calls until it answers")
+        console.out(f"  redis: {config.redis.where} answers (several daemons share nonces, rate limit,"
+                    " halt switch)")
+
+
+async def _redis_problem(settings: RedisSettings) -> str | None:
+    async with connected(settings) as coordinator:
+        return coordinator.problem

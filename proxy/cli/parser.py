@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--listen", help="HOST:PORT or unix:PATH (overrides the file)")
         p.add_argument("--upstream", help="EXMO base URL (overrides the file)")
         p.add_argument("--ws-upstream", help="EXMO's WebSocket base URL (overrides the file)")
+        p.add_argument("--redis-url", help="Redis shared by several daemons (overrides redis.url); no"
+                                           " password here: redis.password_file")
         p.add_argument("--state-dir", help="state directory (overrides the file)")
 
     sim = sub.add_parser("simulator", parents=[common], help="run a local EXMO-compatible exchange")

@@ -6,6 +6,7 @@ Neither needs the passphrase. They find the state_dir the way the daemon does (t
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,7 +17,9 @@ from proxy.calls import nonce
 from proxy.cli.console import Console
 from proxy.config import yamlfile
 from proxy.config.checks import ConfigError
+from proxy.config.coordination import RedisSettings
 from proxy.config.model import validate
+from proxy.coord.client import CoordinationUnavailable, Coordinator, connected
 from proxy.policy import halt
 
 
@@ -28,8 +31,10 @@ def resolve_state_dir(path: Path, override: str | None) -> Path:
 
 
 def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: Console) -> None:
-    """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once."""
-    if not nonce.in_use(state_dir):
+    """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once.
+    With `redis` in the config it is also written to Redis, where every daemon sees it within a second."""
+    settings = _redis_settings(path)
+    if not nonce.in_use(state_dir) and settings is None:
         console.warn(f"warning: no running daemon uses {state_dir}; if yours runs with --state-dir or"
                      " $STATE_DIRECTORY, pass the same --state-dir here")
     if state in ("on", "off"):
@@ -38,11 +43,41 @@ def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: 
         except OSError as exc:
             raise ConfigError(f"{state_dir}: cannot write the halt switch: {exc.strerror}") from None
     info = halt.halt_info(state_dir)
+    if settings is not None:
+        info = asyncio.run(_shared_halt(settings, state, info)) or info
     if info is None:
-        console.out(f"trading is ON ({state_dir})")
+        console.out(f"trading is ON ({state_dir}{' and ' + settings.where if settings else ''})")
     else:
         console.out(f"trading is HALTED since {info.get('since', '?')}: only reads, cancels and position"
                     f" closes are signed. {info.get('reason') or ''}".rstrip())
+
+
+def _redis_settings(path: Path) -> RedisSettings | None:
+    try:
+        return validate(yamlfile.read_document(path), path).redis
+    except ConfigError:
+        return None  # no readable config: the local switch alone (the daemon may run from elsewhere)
+
+
+async def _shared_halt(settings: RedisSettings, state: str, local: dict[str, Any] | None,
+                       ) -> dict[str, Any] | None:
+    """Write the switch to Redis (on/off) or read it (status); a Redis that does not answer is an error:
+    the other daemons would not see the switch."""
+    try:
+        async with connected(settings) as coordinator:
+            return await _apply_halt(coordinator, state, local)
+    except CoordinationUnavailable as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def _apply_halt(coordinator: Coordinator, state: str, local: dict[str, Any] | None,
+                      ) -> dict[str, Any] | None:
+    if coordinator.problem is not None:
+        where = "; the other daemons cannot see the halt switch (this host's is set)"
+        raise ConfigError(f"redis: {coordinator.problem}{where if state != 'status' else ''}")
+    if state in ("on", "off"):
+        await coordinator.set_halt(local if state == "on" else None)
+    return coordinator.halted
 
 
 def audit_command(state_dir: Path, action: str, options: dict[str, Any], console: Console) -> None:

@@ -31,6 +31,7 @@ from proxy.config.addresses import (
 )
 from proxy.config.checks import ConfigError, check_keys, check_name, check_string
 from proxy.config.clients import Client, client
+from proxy.config.coordination import RedisSettings, redis
 from proxy.config.sections import RESTART_ONLY, AuditSettings, Features, Limits, Streams
 from proxy.vault.encryption import KdfParams
 
@@ -74,6 +75,7 @@ class Settings(Generic[AccountsT]):
     idempotency_ttl_s: float = 86400.0  # how long a retry with the same Idempotency-Key gets the first answer
     ws_upstream: str = DEFAULT_WS_UPSTREAM  # EXMO's WebSocket API, for streams opened from here on
     streams: Streams = field(default_factory=Streams)
+    redis: RedisSettings | None = field(default=None, metadata=RESTART_ONLY)  # shared state (SPEC §10)
 
 
 Document = Settings[tuple[SealedAccount, ...]]  # as validated: secrets sealed, accounts in file order
@@ -119,7 +121,12 @@ def _choice(doc: Mapping[str, Any], key: str, default: str, choices: tuple[str, 
 
 def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | None = None) -> Document:
     """Check every key of `doc` (with CLI `overrides` applied); nothing is decrypted."""
-    doc = {**doc, **(overrides or {})}
+    overrides = dict(overrides or {})
+    redis_url = overrides.pop("redis_url", None)  # run --redis-url: the url inside the redis section
+    doc = {**doc, **overrides}
+    if redis_url is not None:
+        raw_redis = doc.get("redis")
+        doc["redis"] = {**(raw_redis if isinstance(raw_redis, dict) else {}), "url": redis_url}
     check_keys(doc, TOP_KEYS, "")
     raw_accounts = doc.get("accounts") or {}
     if not isinstance(raw_accounts, dict) or not raw_accounts:
@@ -149,6 +156,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         idempotency_ttl_s=sections.seconds(doc, "idempotency_ttl_s", 86400.0, 3600, 30 * 86400),
         ws_upstream=check_ws_upstream(doc.get("ws_upstream", DEFAULT_WS_UPSTREAM)),
         streams=sections.streams(doc.get("streams")),
+        redis=redis(doc.get("redis"), path.resolve().parent),
     )
 
 

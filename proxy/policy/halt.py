@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from proxy.durable import write_atomic
@@ -35,9 +36,11 @@ def is_halted(state_dir: Path) -> bool:
     return os.path.exists(_halt_file(state_dir))  # one stat per trading call, no Path objects
 
 
-def check(state_dir: Path, method: str) -> None:
-    """Raise PolicyDenied while halted, unless `method` is a read, a cancel or a close."""
-    if method not in ALLOWED_WHILE_HALTED and is_halted(state_dir):
+def check(state_dir: Path, method: str, shared: Mapping[str, object] | None = None) -> None:
+    """Raise PolicyDenied while halted — here (the file) or, in Redis mode, for every daemon (`shared`,
+    the halt record read from Redis at most a second ago) — unless `method` is a read, a cancel or a
+    close."""
+    if method not in ALLOWED_WHILE_HALTED and (shared is not None or is_halted(state_dir)):
         raise PolicyDenied("halted", f"trading is halted: {method} is refused until `exmo-proxy halt"
                                      " off`; cancels, reads and balances still work")
 

@@ -71,6 +71,9 @@ class Metrics:
         self.stream_bytes: Counter[str] = Counter()
         self.stream_logins: Counter[str] = Counter()  # upstream logins by outcome
         self.stream_closes: Counter[str] = Counter()  # streams ended, by why
+        self.lease_waits = _Histogram(QUEUE_BUCKETS)  # Redis mode: waits for a key's lease
+        self.redis_latency_s: float | None = None  # Redis mode: the last health check's round trip
+        self.redis_errors = 0
         self.upstream_latency: dict[str, _Histogram] = {}
         self.queue_wait: dict[str, _Histogram] = {}
         self.registry = CollectorRegistry(auto_describe=True)
@@ -108,6 +111,13 @@ class Metrics:
             self.rate_limited += 1
         if exmo_error:
             self.exmo_errors[exmo_error] += 1
+
+    def lease_wait(self, seconds: float) -> None:
+        if self.enabled:
+            self.lease_waits.observe(seconds)
+
+    def redis_checked(self, latency_s: float | None, errors: int) -> None:
+        self.redis_latency_s, self.redis_errors = latency_s, errors
 
     def stream_opened(self, kind: str, delta: int) -> None:
         self.streams_open[kind] += delta  # a gauge: kept even with metrics off, so it stays right
@@ -177,6 +187,16 @@ class _Collector(Collector):
                         " maintenance, login_failed, unreachable, slow_client, shutdown, internal):"
                         " exmo and maintenance are the reconnects EXMO forced", "why",
                         m.stream_closes)
+        if m.redis_latency_s is not None or m.redis_errors:
+            lease = HistogramMetricFamily("exmo_proxy_lease_wait_seconds", "Redis mode: time a signed call"
+                                          " waited for its key's lease (another daemon's call)")
+            lease.add_metric([], m.lease_waits.cumulative(), m.lease_waits.total)
+            yield lease
+            yield GaugeMetricFamily("exmo_proxy_redis_latency_seconds", "Redis mode: round trip of the"
+                                    " last health check (NaN while Redis does not answer)",
+                                    value=float("nan") if m.redis_latency_s is None else m.redis_latency_s)
+            yield CounterMetricFamily("exmo_proxy_redis_errors", "Redis mode: Redis calls that failed or"
+                                      " timed out", value=m.redis_errors)
         build = GaugeMetricFamily("exmo_proxy_build_info", "Version of the running daemon",
                                   labels=["version"])
         build.add_metric([__version__], 1)

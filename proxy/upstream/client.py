@@ -60,6 +60,11 @@ class Upstream:
         self._client: WireClient | None = None
         self.configure(base_url, limits)
 
+    @property
+    def timeout_s(self) -> float:
+        """How long a call may wait for EXMO's answer before it is abandoned (limits.upstream_timeout_s)."""
+        return self._timeout_s
+
     def configure(self, base_url: str, limits: Limits) -> None:
         """Where to send and how long to wait; a reload may change both for the next request."""
         self.base_url = base_url

@@ -16,8 +16,10 @@ from proxy.calls.idempotency import Idempotency
 from proxy.calls.idempotency_store import IdempotencyStore
 from proxy.calls.nonce import NonceBook, wall_clock_ms
 from proxy.calls.ratelimit import RateLimiter
+from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.calls.shared_reads import SharedReads
 from proxy.config.model import Config
+from proxy.coord.client import Coordinator
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
@@ -38,23 +40,30 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     nonces.load_keys(a.key for a in config.accounts.values())  # a bad state file fails start-up here
     nonces.write_ahead()
     await upstream.start()
+    coordinator = None
     limiter = RateLimiter(config.limits.rate_per_second)
+    if config.redis is not None:  # several daemons on one key: shared lease, nonces, rate, halt
+        coordinator = Coordinator(config.redis, app[METRICS].redis_checked)
+        await coordinator.start()
+        limiter = SharedRateLimiter(coordinator, config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
     records = IdempotencyStore(config.state_dir, config.idempotency_ttl_s)
     records.open()
-    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
+    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS], coordinator)
     dispatcher.reconfigure(config.limits, config.cache)
     relay = Relay(nonces, audit, app[METRICS])
     relay.configure(config.streams, config.limits, config.ws_upstream)
     await relay.start()
     app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS],
-                           Idempotency(records, app[METRICS]), relay)
+                           Idempotency(records, app[METRICS]), relay, coordinator)
     try:
         yield
     finally:
         await relay.close()
         await upstream.close()
+        if coordinator is not None:
+            await coordinator.close()
         audit.close()
         records.close()
         await nonces.settle()

@@ -82,7 +82,8 @@ async def handle_api(request: web.Request) -> web.Response:
 
         async def send(on_signed: Signed) -> UpstreamResponse:
             pretrade.check(account, method, params)
-            halt.check(runtime.config.state_dir, method)
+            coordinator = runtime.coordinator
+            halt.check(runtime.config.state_dir, method, coordinator.halted if coordinator else None)
             return await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request),
                                                     on_signed)
 

@@ -48,6 +48,8 @@ async def handle_readyz(request: web.Request) -> web.Response:
         return _not_ready(runtime.nonces.problem + "; signing is refused until it can")
     if runtime.audit.unwritten is not None:
         return _not_ready("the audit log cannot be written; signing is refused until it can")
+    if runtime.coordinator is not None and runtime.coordinator.problem is not None:
+        return _not_ready(f"redis: {runtime.coordinator.problem}; signing is refused until it answers")
     paused = runtime.limiter.paused_for()
     if paused:
         return web.json_response({"status": "ready", "exmo_rate_limit_pause_s": round(paused, 1)})

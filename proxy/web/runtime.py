@@ -16,6 +16,7 @@ from proxy.calls.idempotency import Idempotency
 from proxy.calls.nonce import NonceBook
 from proxy.calls.ratelimit import RateLimiter
 from proxy.config.model import Config, keep_restart_only
+from proxy.coord.client import Coordinator
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
@@ -33,6 +34,7 @@ class Runtime:
     metrics: Metrics
     idempotency: Idempotency
     relay: Relay
+    coordinator: Coordinator | None = None  # Redis mode (SPEC §10)
 
     @property
     def config(self) -> Config:

@@ -1,0 +1,197 @@
+"""The daemon's Redis: one client (one connection pool), a timeout on every call, and whether it answers.
+
+redis-py's asyncio client (redis.asyncio), standalone or through Sentinel, which follows a failover to
+the new primary. Every call is bounded by `redis.timeout_s` (the socket timeout, and the same again
+around the whole call); a failure marks Redis as the daemon's problem (`/readyz` 503 naming it) and
+raises CoordinationUnavailable, which refuses a signed call unsent (503). A check every second (PING,
+and the shared halt switch) clears the problem as soon as Redis answers again: no restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
+
+from proxy.config.coordination import RedisSettings, read_password
+from proxy.coord import scripts
+from proxy.exmo.refusals import Refusal
+
+log = logging.getLogger(__name__)
+
+PREFIX = "exmo-proxy:"
+HEALTH_EVERY_S = 1.0  # also how soon every daemon sees a halt switched in Redis
+T = TypeVar("T")
+
+
+class CoordinationUnavailable(Refusal):
+    """Redis does not answer: nothing that needs the shared state is done (a signed call is not sent)."""
+
+    status, slug = 503, "coordination_unavailable"
+
+    def explain(self) -> str:
+        return f"{self}; the call was not sent, retry when Redis answers (/readyz says when)"
+
+
+def key_for(kid: str, what: str) -> str:
+    """Keys of one API key share a hash tag, so they stay together on a Redis Cluster slot too."""
+    return f"{PREFIX}{{{kid}}}:{what}"
+
+
+HALT_KEY = PREFIX + "halt"
+RATE_KEY, PAUSE_KEY = PREFIX + "rate:tat", PREFIX + "rate:pause"
+
+
+class Coordinator:
+    """Redis for one daemon; `start()` never fails for Redis being down (the daemon starts and says so)."""
+
+    def __init__(self, settings: RedisSettings,
+                 on_check: Callable[[float | None, int], None] | None = None) -> None:
+        self.settings = settings
+        self._on_check = on_check  # told each check's round trip (None: no answer) and the errors so far
+        self.problem: str | None = "not connected yet"  # why Redis cannot be used now (/readyz)
+        self.halted: dict[str, Any] | None = None  # the shared halt switch, as last read
+        self.latency_s = 0.0  # the last health check's round trip
+        self.errors = 0
+        self._client: aioredis.Redis | None = None
+        self._health: asyncio.Task[None] | None = None
+        self._draw = self._release = self._rate = self._pause = None
+
+    async def start(self) -> None:
+        self._client = _client(self.settings, read_password(self.settings))
+        self._draw = self._client.register_script(scripts.DRAW)  # type: ignore[assignment]
+        self._release = self._client.register_script(scripts.RELEASE)  # type: ignore[assignment]
+        self._rate = self._client.register_script(scripts.RATE)  # type: ignore[assignment]
+        self._pause = self._client.register_script(scripts.PAUSE)  # type: ignore[assignment]
+        await self.check()
+        self._health = asyncio.ensure_future(self._check_forever())
+
+    async def close(self) -> None:
+        if self._health is not None:
+            self._health.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._health
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def check(self) -> None:
+        """PING and read the shared halt switch; sets or clears `problem`."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            raw = await self.run(lambda r: r.get(HALT_KEY), quiet=True)
+        except CoordinationUnavailable:
+            if self._on_check is not None:
+                self._on_check(None, self.errors)
+            return
+        self.latency_s = loop.time() - started
+        if self._on_check is not None:
+            self._on_check(self.latency_s, self.errors)
+        self.halted = _halt_doc(raw)
+        if self.problem is not None:
+            log.warning("Redis at %s answers again; shared state in use", self.settings.where)
+            self.problem = None
+
+    async def run(self, call: Callable[[aioredis.Redis], Awaitable[T]], quiet: bool = False) -> T:
+        """One Redis call, bounded; a failure becomes CoordinationUnavailable and marks the problem."""
+        assert self._client is not None, "start() first"
+        try:
+            async with asyncio.timeout(self.settings.timeout_s * 2):
+                return await call(self._client)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.errors += 1
+            reason = f"Redis at {self.settings.where} does not answer ({_describe(exc)})"
+            if self.problem != reason and not quiet:
+                log.error("%s; signed calls are refused until it does", reason)
+            elif self.problem != reason:
+                log.error("%s", reason)
+            self.problem = reason
+            raise CoordinationUnavailable(reason) from None
+
+    async def draw(self, lease: str, counter: str, token: str, candidate: int,
+                   ttl_ms: int) -> tuple[bool, int]:
+        """(True, nonce) with the lease taken; (False, ms left of the holder's lease) when it is busy."""
+        script = self._draw
+        assert script is not None
+        got, value = await self.run(lambda r: script(keys=[lease, counter],
+                                                      args=[token, str(candidate), ttl_ms]))
+        return bool(got), int(value)
+
+    async def release(self, lease: str, token: str) -> None:
+        script = self._release
+        assert script is not None
+        await self.run(lambda r: script(keys=[lease], args=[token]))
+
+    async def rate(self, interval_us: int, most_wait_us: int) -> tuple[int, int]:
+        script = self._rate
+        assert script is not None
+        state, wait = await self.run(lambda r: script(keys=[RATE_KEY, PAUSE_KEY],
+                                                      args=[interval_us, most_wait_us]))
+        return int(state), int(wait)
+
+    async def pause(self, seconds: float) -> None:
+        script = self._pause
+        assert script is not None
+        await self.run(lambda r: script(keys=[PAUSE_KEY], args=[seconds]))
+
+    async def set_halt(self, doc: dict[str, Any] | None) -> None:
+        """`exmo-proxy halt on|off` with Redis in the config: every daemon sees it within a second."""
+        if doc is None:
+            await self.run(lambda r: r.delete(HALT_KEY))
+        else:
+            await self.run(lambda r: r.set(HALT_KEY, json.dumps(doc)))
+        self.halted = doc
+
+    async def _check_forever(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_EVERY_S)
+            await self.check()
+
+
+@contextlib.asynccontextmanager
+async def connected(settings: RedisSettings) -> AsyncIterator[Coordinator]:
+    """A Coordinator for one command (`check`, `halt`); its `problem` says whether Redis answered."""
+    coordinator = Coordinator(settings)
+    try:
+        await coordinator.start()
+        yield coordinator
+    finally:
+        await coordinator.close()
+
+
+def _client(settings: RedisSettings, password: str | None) -> aioredis.Redis:
+    timeout = settings.timeout_s
+    if settings.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
+            list(settings.sentinels), socket_timeout=timeout, socket_connect_timeout=timeout,
+            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                             "ssl": settings.tls})
+        master: aioredis.Redis = sentinel.master_for(
+            settings.service, db=settings.db, password=password, ssl=settings.tls, socket_timeout=timeout,
+            socket_connect_timeout=timeout)
+        return master
+    return aioredis.Redis.from_url(settings.url, password=password, socket_timeout=timeout,
+                                   socket_connect_timeout=timeout)
+
+
+def _halt_doc(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return {"reason": "(unreadable halt record in Redis: trading stays halted)"}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

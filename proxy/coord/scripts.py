@@ -1,0 +1,74 @@
+"""The Lua that runs inside Redis, each script one atomic step.
+
+Lua numbers are doubles, exact only up to 2^53, and EXMO accepts 19-digit nonces (exmo-api.md §3):
+nonces are therefore kept and compared as decimal strings (`longer`: more digits, or as many and
+greater; `succ`: plus one), never turned into Lua numbers. Times are microseconds from Redis' own
+`TIME` (one clock for every daemon), about 1.8e15 today, exact as doubles; they are written back with
+`%.0f`, since Lua's `tostring` would round them to 14 digits.
+"""
+
+from __future__ import annotations
+
+DECIMALS = """
+local function longer(a, b) return #a > #b or (#a == #b and a > b) end
+local function succ(s)
+  local i = #s
+  while i > 0 and s:sub(i, i) == '9' do i = i - 1 end
+  if i == 0 then return '1' .. string.rep('0', #s) end
+  return s:sub(1, i - 1) .. string.char(s:byte(i) + 1) .. string.rep('0', #s - i)
+end
+"""
+
+# KEYS: lease, counter. ARGV: token, candidate nonce (decimal), lease ttl in ms.
+# Takes (or renews) the key's lease for `token` and draws the next nonce: the candidate, or the shared
+# counter plus one if that is higher. Busy: {0, pttl of the holder's lease}. Drawn: {1, nonce}.
+DRAW = DECIMALS + """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local nonce = ARGV[2]
+local last = redis.call('GET', KEYS[2])
+if last then
+  local after = succ(last)
+  if longer(after, nonce) then nonce = after end
+end
+redis.call('SET', KEYS[2], nonce)
+return {1, nonce}
+"""
+
+# KEYS: lease. ARGV: token. Only the holder's token releases it.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: theoretical arrival time (µs), pause-until (µs). ARGV: interval (µs), most wait (µs).
+# GCRA with no burst: the next slot is max(now, tat); {1, wait µs} claims it, {-1, wait} is too far
+# away (nothing claimed), {-2, µs left} while EXMO's pause lasts.
+RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pause = redis.call('GET', KEYS[2])
+if pause and tonumber(pause) > now then return {-2, tonumber(pause) - now} end
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if wait > tonumber(ARGV[2]) then return {-1, wait} end
+local after = tat + tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
+return {1, wait}
+"""
+
+# KEYS: pause-until (µs). ARGV: seconds. EXMO asked every daemon to stop for that long; never shortened.
+PAUSE = """
+local t = redis.call('TIME')
+local until_us = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1]) * 1000000
+local now_set = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_us > now_set then
+  local ttl_ms = math.floor(tonumber(ARGV[1]) * 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', until_us), 'PX', ttl_ms)
+end
+return 1
+"""

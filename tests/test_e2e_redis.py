@@ -1,0 +1,154 @@
+"""Several daemons on one key through Redis (SPEC §10, issue 13), with a real redis-server.
+
+Each test starts its own redis-server on a free loopback port (Debian's package; `.ci/run` installs
+it) and two or more daemons with their own state_dir and port, one config, one API key. The simulator
+processes requests in random order (delay), as EXMO checks nonces in processing order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import Service, Stack, cli, curl_json, free_port, start
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("redis-server") is None,
+                                 reason="needs redis-server (apt-get install redis-server)")]
+
+
+@dataclass
+class Redis:
+    port: int
+    proc: subprocess.Popen[bytes]
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def start_redis(folder: Path, port: int | None = None) -> Redis:
+    """A throwaway redis-server on loopback: no persistence, so a restart comes back empty."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    with (folder / "redis.log").open("ab") as log:
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", str(folder)], stdout=log,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True,
+                              check=False)
+        if ping.stdout.strip() == "PONG":
+            return Redis(port, proc, folder)
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"redis-server did not start; see {folder / 'redis.log'}")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Redis]:
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def daemons(stack: Stack, redis: Redis, count: int) -> list[Service]:
+    """`count` daemons on one config (one key) sharing `redis`, each with its own state_dir and port."""
+    stack.config.write_text(stack.config.read_text() + f"redis: {{url: '{redis.url}'}}\n")
+    stack.daemon.stop()
+    started = []
+    for number in range(count):
+        port = free_port()
+        started.append(start(["run", "--config", str(stack.config), "--passphrase-file",
+                              str(stack.passphrase_file), "--listen", f"127.0.0.1:{port}", "--upstream",
+                              stack.sim.url, "--state-dir", str(stack.tmp / f"state-{number}")],
+                             port, stack.tmp / f"daemon-{number}.log"))
+    stack.extra["daemons"] = started
+    return started
+
+
+async def _order(session: aiohttp.ClientSession, base: str, client_id: int) -> tuple[int, dict[str, Any]]:
+    form = {"pair": "BTC_USDT", "quantity": "0.0001", "price": "20000", "type": "buy",
+            "client_id": str(client_id)}
+    async with session.post(f"{base}/v1.1/order_create", data=form) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def _alternating(bases: list[str], clients: int, calls: int,
+                       first: int = 1) -> list[tuple[int, Any]]:
+    """`clients` bots, each sending `calls` orders, each order to the next daemon in turn."""
+    async def bot(number: int) -> list[tuple[int, Any]]:
+        async with aiohttp.ClientSession() as session:
+            ids = range(first + number * calls, first + (number + 1) * calls)
+            return [await _order(session, bases[(number + i) % len(bases)], client_id)
+                    for i, client_id in enumerate(ids)]
+    batches = await asyncio.gather(*(bot(n) for n in range(clients)))
+    return [answer for answers in batches for answer in answers]
+
+
+@pytest.fixture
+def stack_on_redis(make_stack: Callable[..., Stack], redis_server: Redis) -> Iterator[tuple[Stack, Redis]]:
+    stack = make_stack(delay_ms=10)
+    yield stack, redis_server
+    for service in stack.extra.get("daemons", []):
+        service.kill9()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_daemons_on_one_key_never_see_40009_and_execute_each_order_once(
+        stack_on_redis: tuple[Stack, Redis], count: int) -> None:
+    """10 bots x 20 orders, each order to the next daemon in turn, processed out of order upstream:
+    no 40009, every client_id executed exactly once."""
+    stack, redis = stack_on_redis
+    bases = [service.url for service in daemons(stack, redis, count)]
+    answers = asyncio.run(_alternating(bases, clients=10, calls=20))
+    bad = [a for a in answers if a[0] != 200 or a[1].get("result") is not True]
+    assert not bad, bad[:3]
+    stats = stack.sim_stats()
+    assert stats["errors"].get("40009", 0) == 0
+    assert stats["client_ids"] == {str(i): 1 for i in range(1, 201)}
+
+
+def test_check_reports_whether_redis_answers(stack_on_redis: tuple[Stack, Redis]) -> None:
+    stack, redis = stack_on_redis
+    stack.config.write_text(stack.config.read_text() + f"redis: {{url: '{redis.url}'}}\n")
+    result = cli("check", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file))
+    assert result.returncode == 0 and f"redis: {redis.url} answers" in result.stdout, result.stderr
+    redis.stop()
+    result = cli("check", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file))
+    assert result.returncode != 0 and "redis:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_halt_is_seen_by_every_daemon(stack_on_redis: tuple[Stack, Redis]) -> None:
+    """`exmo-proxy halt on` with Redis in the config: both daemons refuse orders within a second; off
+    lets both trade again."""
+    stack, redis = stack_on_redis
+    first, second = daemons(stack, redis, 2)
+    assert cli("halt", "on", "--config", str(stack.config), "--state-dir", str(stack.tmp / "state-0"),
+               "--reason", "test").returncode == 0
+    time.sleep(1.5)
+    for service in (first, second):
+        status, body = curl_json(f"{service.url}/v1.1/order_create", "-d", "pair=BTC_USDT", "-d",
+                                 "quantity=0.001", "-d", "price=20000", "-d", "type=buy")
+        assert (status, body["proxy_error"]) == (403, "halted"), service.url
+    assert cli("halt", "off", "--config", str(stack.config), "--state-dir", str(stack.tmp / "state-0"),
+               ).returncode == 0
+    time.sleep(1.5)
+    for service in (first, second):
+        assert curl_json(f"{service.url}/v1.1/user_info", "-X", "POST")[0] == 200
