@@ -152,3 +152,134 @@ def test_halt_is_seen_by_every_daemon(stack_on_redis: tuple[Stack, Redis]) -> No
     time.sleep(1.5)
     for service in (first, second):
         assert curl_json(f"{service.url}/v1.1/user_info", "-X", "POST")[0] == 200
+
+
+def _start_one(stack: Stack, number: int, *extra: str) -> Service:
+    port = free_port()
+    return start(["run", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file),
+                  "--listen", f"127.0.0.1:{port}", "--state-dir", str(stack.tmp / f"state-{number}"),
+                  *(extra or ("--upstream", stack.sim.url))], port, stack.tmp / f"daemon-{number}.log")
+
+
+def test_redis_down_refuses_signed_calls_unsent_then_recovers_empty(
+        stack_on_redis: tuple[Stack, Redis]) -> None:
+    """Redis stops under load: signed calls get 503 coordination_unavailable and are not sent, /readyz is
+    503 naming Redis, public reads go on; Redis comes back empty (its counter lost): trading resumes
+    without a restart and without a 40009."""
+    stack, redis = stack_on_redis
+    first, second = daemons(stack, redis, 2)
+    bases = [first.url, second.url]
+    assert all(a[0] == 200 for a in asyncio.run(_alternating(bases, clients=4, calls=5)))
+    redis.stop()
+    executed = sum(stack.sim_stats()["executed"].values())
+    status, body = curl_json(f"{first.url}/v1.1/order_create", "-d", "pair=BTC_USDT", "-d", "quantity=0.001",
+                             "-d", "price=20000", "-d", "type=buy")
+    assert (status, body["proxy_error"]) == (503, "coordination_unavailable"), body
+    assert "not sent" in body["error"]
+    assert sum(stack.sim_stats()["executed"].values()) == executed  # refused before signing
+    time.sleep(1.2)
+    status, ready = curl_json(f"{second.url}/readyz")
+    assert status == 503 and ready["reason"].startswith("redis:") and str(redis.port) in ready["reason"]
+    assert curl_json(f"{first.url}/v1.1/ticker")[0] == 200  # public reads on a local share of the rate
+    revived = start_redis(redis.folder, redis.port)  # empty: no persistence
+    stack.extra["revived"] = revived
+    try:
+        deadline = time.monotonic() + 10
+        while curl_json(f"{first.url}/readyz")[0] != 200 or curl_json(f"{second.url}/readyz")[0] != 200:
+            assert time.monotonic() < deadline, "the daemons did not see Redis come back"
+            time.sleep(0.2)
+        answers = asyncio.run(_alternating(bases, clients=4, calls=10, first=1000))
+        assert all(a[0] == 200 and a[1].get("result") is True for a in answers), answers[:3]
+        assert stack.sim_stats()["errors"].get("40009", 0) == 0
+    finally:
+        revived.stop()
+
+
+def test_a_daemon_killed_holding_the_lease_holds_the_key_up_only_for_the_lease_ttl(
+        stack_on_redis: tuple[Stack, Redis]) -> None:
+    """kill -9 of a daemon whose call waits on EXMO (an upstream that never answers): the other daemon's
+    call on the same key goes through once the lease's TTL (upstream timeout + 5 s) has run out."""
+    stack, redis = stack_on_redis
+    text = stack.config.read_text().replace("upstream_timeout_s: 15", "upstream_timeout_s: 2")
+    stack.config.write_text(text + f"redis: {{url: '{redis.url}'}}\n")
+    stack.daemon.stop()
+    hang = _HangingUpstream()
+    holder = _start_one(stack, 0, "--upstream", f"http://127.0.0.1:{hang.port}")
+    other = _start_one(stack, 1)
+    stack.extra["daemons"] = [holder, other]
+    try:
+        caller = subprocess.Popen(["curl", "-s", "-X", "POST", f"{holder.url}/v1.1/user_info"],
+                                  stdout=subprocess.DEVNULL)
+        assert hang.accepted.wait(5), "the holder never reached its upstream"
+        holder.kill9()
+        caller.wait(timeout=10)
+        started = time.monotonic()
+        status, body = curl_json(f"{other.url}/v1.1/user_info", "-X", "POST", "-H", "X-Max-Wait-Ms: 20000")
+        waited = time.monotonic() - started
+        assert status == 200 and "balances" in body, body
+        assert 4.0 < waited < 9.0, f"waited {waited:.1f}s for a lease with a 7 s TTL"
+        assert stack.sim_stats()["errors"].get("40009", 0) == 0
+    finally:
+        hang.close()
+
+
+class _HangingUpstream:
+    """Accepts connections and reads, never answers: a call to it holds its key's lease."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self.accepted = threading.Event()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self._open.append(conn)
+            self.accepted.set()
+
+    def close(self) -> None:
+        self._server.close()
+        for conn in self._open:
+            conn.close()
+
+
+def test_the_rate_limit_is_shared_by_the_daemons(make_stack: Callable[..., Stack],
+                                                 redis_server: Redis) -> None:
+    """Two daemons offered 30 calls/s each against an exchange that allows 10/s: 0 x 40034, because
+    they draw their slots from one schedule in Redis; what does not fit gets 429 with Retry-After."""
+    stack = make_stack(rate=10, sim_rate=10)
+    try:
+        first, second = daemons(stack, redis_server, 2)
+
+        async def offer(base: str) -> list[int]:
+            async with aiohttp.ClientSession(headers={"X-Max-Wait-Ms": "500"}) as session:
+                async def one() -> int:
+                    async with session.post(f"{base}/v1.1/user_info") as resp:
+                        await resp.read()
+                        return resp.status
+                tasks = []
+                for _ in range(60):  # 30/s for 2 s
+                    tasks.append(asyncio.ensure_future(one()))
+                    await asyncio.sleep(1 / 30)
+                return list(await asyncio.gather(*tasks))
+
+        async def both() -> list[int]:
+            a, b = await asyncio.gather(offer(first.url), offer(second.url))
+            return a + b
+
+        statuses = asyncio.run(both())
+        stats = stack.sim_stats()
+        assert stats["errors"].get("40034", 0) == 0, stats["errors"]
+        assert statuses.count(200) >= 15 and statuses.count(429) >= 60
+        assert set(statuses) <= {200, 429}
+    finally:
+        for service in stack.extra.get("daemons", []):
+            service.kill9()
