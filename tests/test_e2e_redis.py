@@ -283,3 +283,33 @@ def test_the_rate_limit_is_shared_by_the_daemons(make_stack: Callable[..., Stack
     finally:
         for service in stack.extra.get("daemons", []):
             service.kill9()
+
+
+def test_an_idempotency_key_retried_on_another_daemon_is_answered_once(
+        make_stack: Callable[..., Stack], redis_server: Redis) -> None:
+    """A keyed order sent to one daemon and retried on another while in flight (the exchange takes up to
+    3 s), and again after: the retries get the first answer (Idempotent-Replayed), one execution."""
+    stack = make_stack(delay_ms=3000)
+    first, second = daemons(stack, redis_server, 2)
+    order = {"pair": "BTC_USDT", "quantity": "0.001", "price": "20000", "type": "buy", "client_id": "77"}
+
+    async def go() -> list[tuple[int, Any, str | None]]:
+        async with aiohttp.ClientSession(headers={"Idempotency-Key": "retried-elsewhere"}) as session:
+            async def send(base: str, after: float) -> tuple[int, Any, str | None]:
+                await asyncio.sleep(after)
+                async with session.post(f"{base}/v1.1/order_create", data=order) as resp:
+                    answer = await resp.json(content_type=None)
+                    return resp.status, answer, resp.headers.get("Idempotent-Replayed")
+            answers = list(await asyncio.gather(send(first.url, 0), send(second.url, 0.1)))
+            answers.append(await send(second.url, 0))
+            return answers
+
+    try:
+        (status, body, replayed), *retries = asyncio.run(go())
+        assert status == 200 and body["result"] is True and replayed is None
+        for retry in retries:
+            assert retry == (200, body, "true")
+        assert stack.sim_stats()["client_ids"] == {"77": 1}
+    finally:
+        for service in stack.extra.get("daemons", []):
+            service.kill9()

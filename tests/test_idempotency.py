@@ -16,6 +16,7 @@ from proxy.calls import idempotency_store
 from proxy.calls.dispatch import NotSent
 from proxy.calls.idempotency import Idempotency, IdempotencyRefusal, check_key, fingerprint, take_key
 from proxy.calls.idempotency_store import Answer, IdempotencyStore, StoreUnwritable
+from proxy.calls.records import LocalRecords
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import UpstreamError, UpstreamResponse
 
@@ -142,7 +143,7 @@ def _response(answer: Answer = OK) -> UpstreamResponse:
 
 async def test_a_call_refused_before_sending_leaves_no_record(tmp_path: Path) -> None:
     """Not sent (e.g. 429, shutting down): the retry is a new call and is sent."""
-    keyed = Idempotency(_store(tmp_path), Metrics())
+    keyed = Idempotency(LocalRecords(_store(tmp_path)), Metrics())
     sent: list[int] = []
 
     async def refused(on_signed: object) -> UpstreamResponse:
@@ -161,7 +162,7 @@ async def test_a_call_refused_before_sending_leaves_no_record(tmp_path: Path) ->
 
 async def test_an_answer_lost_after_sending_is_kept_as_unknown(tmp_path: Path) -> None:
     """A 504 after sending, or an interruption after signing, is the answer every retry gets."""
-    keyed = Idempotency(_store(tmp_path), Metrics())
+    keyed = Idempotency(LocalRecords(_store(tmp_path)), Metrics())
 
     async def timed_out(on_signed: object) -> UpstreamResponse:
         raise UpstreamError(504, "upstream_timeout", "no answer; outcome unknown", sent=True)
@@ -183,7 +184,7 @@ async def test_an_answer_lost_after_sending_is_kept_as_unknown(tmp_path: Path) -
 
 async def test_a_retry_waits_for_the_call_in_flight(tmp_path: Path) -> None:
     """Two at once: one is sent, the other gets its answer when it comes (or 409 if it cannot wait)."""
-    keyed = Idempotency(_store(tmp_path), Metrics())
+    keyed = Idempotency(LocalRecords(_store(tmp_path)), Metrics())
     release = asyncio.Event()
     sent: list[int] = []
 
@@ -207,7 +208,7 @@ async def test_a_retry_waits_for_the_call_in_flight(tmp_path: Path) -> None:
 
 async def test_the_same_key_for_another_call_is_refused(tmp_path: Path) -> None:
     """422 whether the first call is finished or still in flight; nothing is sent for it."""
-    keyed = Idempotency(_store(tmp_path), Metrics())
+    keyed = Idempotency(LocalRecords(_store(tmp_path)), Metrics())
 
     async def works(on_signed: object) -> UpstreamResponse:
         return _response()
@@ -245,7 +246,7 @@ def test_a_compaction_during_begin_keeps_the_new_pending_record(tmp_path: Path,
 async def test_exmo_refusals_and_refusals_after_signing_leave_no_record(tmp_path: Path) -> None:
     """A 40009 or 40034 answer, or a refusal after a 40009 was signed and rejected, executed nothing:
     the retry is sent, not answered with the refusal for a day."""
-    keyed = Idempotency(_store(tmp_path), Metrics())
+    keyed = Idempotency(LocalRecords(_store(tmp_path)), Metrics())
     sent: list[str] = []
     rate = Answer(200, b'{"result":false,"error":"Error 40034: Access is denied, rate limit is exceeded"}',
                   "application/json")

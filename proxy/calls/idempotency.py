@@ -22,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from proxy.calls.dispatch import NotSent
-from proxy.calls.idempotency_store import Answer, IdempotencyStore
+from proxy.calls.idempotency_store import Answer, Record
 from proxy.calls.nonce import NonceStateError
 from proxy.calls.ratelimit import RateLimited
+from proxy.calls.records import Records
 from proxy.exmo.answers import nonce_rejection, rate_limit_pause
 from proxy.exmo.refusals import Refusal, error_body
 from proxy.exmo.signing import Params
@@ -106,7 +108,7 @@ class _Flight:
 class Idempotency:
     """Keyed private calls of one running daemon."""
 
-    def __init__(self, store: IdempotencyStore, metrics: Metrics) -> None:
+    def __init__(self, store: Records, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
         self._flights: dict[str, _Flight] = {}
@@ -127,19 +129,42 @@ class Idempotency:
             answer = await self._wait(flight, patience_s)
             if answer is not None:
                 return self._replay(answer)
-        record = self.store.get(scope)
-        if record is not None:
-            _same_call(record.fingerprint, print_)
-            answer = record.answer
-            if answer is None:  # pending, and no call of ours in flight: the daemon stopped in between
-                answer = _unknown("the first call with this key was signed, and the daemon stopped before"
-                                  " EXMO's answer arrived")
-                self.store.complete(scope, answer)
-            return self._replay(answer)
-        return await self._first(scope, print_, send, on_signed), False
+        record = await self.store.get(scope)
+        if record is None:
+            first = await self._first(scope, print_, send, on_signed)
+            if isinstance(first, UpstreamResponse):
+                return first, False
+            record = first  # another daemon began this key at the same moment (Redis mode)
+        return self._replay(await self._recorded(scope, record, print_, patience_s))
 
-    async def _first(self, scope: str, print_: str, send: Send, on_signed: Signed) -> UpstreamResponse:
-        self.store.begin(scope, print_)  # before anything is signed: StoreUnwritable refuses the call
+    async def _recorded(self, scope: str, record: Record, print_: str, patience_s: float) -> Answer:
+        """The answer a retry gets from a record: its answer; while another daemon's call is still in
+        flight (Redis mode), that answer when it comes; a record left pending, "outcome unknown"."""
+        _same_call(record.fingerprint, print_)
+        deadline = time.monotonic() + patience_s
+        while record.answer is None and record.busy_until > time.time():
+            if time.monotonic() >= deadline:
+                raise _in_flight(patience_s)
+            await asyncio.sleep(0.05)
+            found = await self.store.get(scope)
+            if found is None:  # that call was not sent after all: this one is a new call
+                raise IdempotencyRefusal(f"the first call with this {HEADER} was not sent; send again",
+                                         status=409, slug="idempotency_in_flight")
+            record = found
+        if record.answer is not None:
+            return record.answer
+        # pending, and no call of ours in flight: the daemon stopped in between
+        answer = _unknown("the first call with this key was signed, and the daemon stopped before EXMO's"
+                          " answer arrived")
+        await self.store.complete(scope, answer)
+        return answer
+
+    async def _first(self, scope: str, print_: str, send: Send, on_signed: Signed,
+                     ) -> UpstreamResponse | Record:
+        # Recorded before anything is signed: a store that cannot write refuses the call, unsent.
+        existing = await self.store.begin(scope, print_)
+        if existing is not None:
+            return existing
         flight = self._flights[scope] = _Flight(print_, asyncio.get_running_loop().create_future())
         signed = False
 
@@ -168,9 +193,9 @@ class Idempotency:
             del self._flights[scope]
             try:
                 if answer is None:
-                    self.store.release(scope)
+                    await self.store.release(scope)
                 else:
-                    self.store.complete(scope, answer)
+                    await self.store.complete(scope, answer)
             finally:
                 flight.done.set_result(answer)  # waiters are answered whatever the store does
 
@@ -179,14 +204,17 @@ class Idempotency:
             async with asyncio.timeout(patience_s):
                 return await asyncio.shield(flight.done)
         except TimeoutError:
-            raise IdempotencyRefusal(
-                f"a call with this {HEADER} is still in flight and did not finish within {patience_s:g}s;"
-                " retry later to get its answer (it will not be sent twice)",
-                status=409, slug="idempotency_in_flight") from None
+            raise _in_flight(patience_s) from None
 
     def _replay(self, answer: Answer) -> tuple[UpstreamResponse, bool]:
         self.metrics.idempotent_replay()
         return UpstreamResponse(answer.status, answer.body, answer.content_type), True
+
+
+def _in_flight(patience_s: float) -> IdempotencyRefusal:
+    return IdempotencyRefusal(f"a call with this {HEADER} is still in flight and did not finish within"
+                              f" {patience_s:g}s; retry later to get its answer (it will not be sent twice)",
+                              status=409, slug="idempotency_in_flight")
 
 
 def _same_call(recorded: str, presented: str) -> None:

@@ -62,6 +62,8 @@ class Record:
     fingerprint: str
     created: float  # wall-clock seconds: records outlive the process
     answer: Answer | None = None  # None: pending, the call's outcome is not known yet
+    owner: str = ""  # Redis mode (records.py): the daemon whose call it is
+    busy_until: float = 0.0  # Redis mode: until when that daemon may still be waiting for EXMO
 
 
 class IdempotencyStore:

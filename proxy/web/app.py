@@ -16,6 +16,7 @@ from proxy.calls.idempotency import Idempotency
 from proxy.calls.idempotency_store import IdempotencyStore
 from proxy.calls.nonce import NonceBook, wall_clock_ms
 from proxy.calls.ratelimit import RateLimiter
+from proxy.calls.records import LocalRecords, Records, SharedRecords
 from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.calls.shared_reads import SharedReads
 from proxy.config.model import Config
@@ -55,8 +56,13 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     relay = Relay(nonces, audit, app[METRICS])
     relay.configure(config.streams, config.limits, config.ws_upstream)
     await relay.start()
+    kept: Records = LocalRecords(records)
+    if coordinator is not None:  # a retry may reach another daemon: the records are shared
+        limits = config.limits
+        kept = SharedRecords(coordinator, config.idempotency_ttl_s,
+                             limits.max_wait_s + limits.connect_timeout_s + limits.upstream_timeout_s + 5)
     app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS],
-                           Idempotency(records, app[METRICS]), relay, coordinator)
+                           Idempotency(kept, app[METRICS]), relay, coordinator)
     try:
         yield
     finally:
