@@ -711,3 +711,57 @@ def test_duration_keys_default_and_apply(doc: dict[str, Any]) -> None:
     new, kept = keep_restart_only(old, validate({**doc, "shutdown_grace_s": 5, "idempotency_ttl_s": 7200},
                                                 CONFIG_PATH))
     assert kept == ["shutdown_grace_s"] and (new.shutdown_grace_s, new.idempotency_ttl_s) == (25, 7200)
+
+
+# --- redis (several daemons on one key) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("redis://10.0.0.5:6379/0", {"db": 0, "tls": False, "sentinels": ()}),
+    ("rediss://redis.internal:6380/3", {"db": 3, "tls": True, "sentinels": ()}),
+    ("redis+sentinel://s1:26379,s2,[::1]:26380/mymaster/2",
+     {"db": 2, "service": "mymaster", "sentinels": (("s1", 26379), ("s2", 26379), ("::1", 26380))}),
+    ("redis+sentinel://s1/mymaster", {"db": 0, "service": "mymaster", "sentinels": (("s1", 26379),)}),
+])
+def test_redis_urls_accepted(doc: dict[str, Any], url: str, expected: dict[str, Any]) -> None:
+    doc["redis"] = {"url": url}
+    settings = validate(doc, CONFIG_PATH).redis
+    assert settings is not None and settings.url == url
+    for name, value in expected.items():
+        assert getattr(settings, name) == value
+
+
+@pytest.mark.parametrize(("url", "fragment"), [
+    ("redis://:hunter2@10.0.0.5:6379/0", "password_file"),
+    ("redis://user@10.0.0.5:6379/0", "password_file"),
+    ("http://10.0.0.5:6379", "must start with redis://"),
+    ("redis://10.0.0.5:6379/16", "0..15"),
+    ("redis://10.0.0.5:6379/0?ssl_cert_reqs=none", "options"),
+    ("redis+sentinel://s1:26379", "names its service"),
+    ("redis+sentinel://s1:x/mymaster", "HOST:PORT"),
+])
+def test_redis_urls_refused(doc: dict[str, Any], url: str, fragment: str) -> None:
+    doc["redis"] = {"url": url}
+    message = _error(doc)
+    assert message.startswith("redis.url:") and fragment in message
+    assert "hunter2" not in message
+
+
+def test_redis_url_from_the_command_line_keeps_the_password_file(doc: dict[str, Any]) -> None:
+    doc["redis"] = {"url": "redis://a:6379/0", "password_file": "secrets/redis"}
+    settings = validate(doc, CONFIG_PATH, {"redis_url": "redis://b:6379/1"}).redis
+    assert settings is not None and settings.url == "redis://b:6379/1" and settings.db == 1
+    assert settings.password_file == CONFIG_PATH.resolve().parent / "secrets" / "redis"
+
+
+def test_redis_password_is_read_from_its_file(tmp_path: Path, doc: dict[str, Any]) -> None:
+    from proxy.config.coordination import read_password
+
+    (tmp_path / "pw").write_text("s3cret\n")
+    doc["redis"] = {"url": "redis://a/0", "password_file": str(tmp_path / "pw"), "timeout_s": 0.2}
+    settings = validate(doc, CONFIG_PATH).redis
+    assert settings is not None and read_password(settings) == "s3cret" and settings.timeout_s == 0.2
+    (tmp_path / "pw").write_text("")
+    with pytest.raises(ConfigError, match="is empty"):
+        read_password(settings)
+    assert "s3cret" not in repr(settings)

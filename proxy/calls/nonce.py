@@ -33,6 +33,12 @@ winning rejects the earlier one with 40009 (ccxt#24065). The design, and why:
 4. Resync. A 40009 names the highest nonce EXMO has seen ("…used before \"N\""): another program
    used the key. `observe(N)` lifts our counter above it; the caller retries that request once
    (a 40009 is a definite rejection, so the retry cannot execute twice).
+5. Several daemons on one key (Redis, calls/lease.py): the per-key turn becomes a lease in Redis,
+   held from the nonce to EXMO's answer, and the nonce the highest of the shared counter + 1, the
+   clock and this sequence (so its persisted ceiling still holds when Redis lost writes), made
+   durable here before it is used (`adopt`). A lease can expire under a holder whose call hangs; then
+   EXMO's own nonce check is the fencing token: the later of two calls in flight is refused with
+   40009, never executed twice, because nonces only grow.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def _member(text: str) -> tuple[str, int]:
         host, port = text, str(SENTINEL_PORT)
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"redis.url: Sentinel member {text!r} is not HOST or HOST:PORT")
-    return host, int(port)
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def _db(text: str) -> int:
