@@ -6,15 +6,21 @@
 #     -v ./passphrase:/run/secrets/exmo-proxy-passphrase:ro exmo-proxy
 #
 # Stage 1 builds wheels for the project and every dependency; stage 2 installs only those wheels
-# (no network, no compiler) into a venv and runs as an unprivileged numeric user.
+# (no network, no compiler) into a venv and runs as an unprivileged numeric user. BASE is any Debian
+# bookworm image with python3 and its venv module (`.ci/run` builds with a stand-in made by debootstrap,
+# since no registry is reachable there).
 
-FROM python:3.12.8-slim-bookworm AS build
+ARG BASE=python:3.12.8-slim-bookworm
+FROM ${BASE} AS build
+# A CA bundle for pip where TLS is intercepted (`.ci/run` mounts the host's); unset, pip uses its own.
+ARG PIP_CERT
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[uvloop]"
+RUN python -m venv /build \
+    && /build/bin/pip wheel --no-cache-dir --wheel-dir /wheels ".[uvloop]"
 
-FROM python:3.12.8-slim-bookworm
+FROM ${BASE}
 COPY --from=build /wheels /wheels
 RUN python -m venv /opt/exmo-proxy \
     && /opt/exmo-proxy/bin/pip install --no-cache-dir --no-index --find-links /wheels "exmo-signing-proxy[uvloop]" \
