@@ -32,13 +32,14 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench_load import STALL_MS, Figure, Target, run_wrk, script
-from bench_stack import HERE, BenchStack, bench_stack, memory_mib
+from bench_stack import HERE, BenchStack, bench_stack, free_port, memory_mib
 
 KEYED = "Idempotency-Key: <new per call>"
 TOGGLES = [  # (what, the config lines added to the default config, or the header every call carries)
@@ -165,6 +166,49 @@ def tail(bench: Bench, bare: Target, daemon: Target, rounds: int, seconds: float
     return sum(d.errors for _, d in wide + single)
 
 
+def redis_mode(bench: Bench, local: Target, rounds: int) -> int:
+    """Issue 13: the same daemon with `redis:` (a redis-server on loopback, started here) beside the
+    default local daemon, in the same rounds: a key's lease, the shared nonce counter and the shared
+    rate limit cost Redis round trips per signed call."""
+    if shutil.which("redis-server") is None:
+        print("\n## Redis mode\n\nnot measured: redis-server is not installed (apt-get install redis-server)")
+        return 0
+    stack = bench.stack
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 - redis-server with our own arguments
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],  # noqa: S607
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        variant = stack.daemon("redis", stack.config("redis", f"redis: {{url: 'redis://127.0.0.1:{port}/0'}}"))
+        target = Target("redis", variant.port, variant.pid)
+        runs: list[tuple[Figure, Figure, Figure, Figure]] = []
+        for number in range(rounds):
+            bench.log(f"redis mode: round {number + 1}/{rounds}")
+            runs.append((bench.run(local, "order_create", 1), bench.run(target, "order_create", 1),
+                         bench.run(local, "spread", 50), bench.run(target, "spread", 50)))
+        variant.stop()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    added = median([r.p50_ms - loc.p50_ms for loc, r, _, _ in runs])
+    ratio = median([r.rps / loc.rps for _, _, loc, r in runs])
+    print(f"\n## Redis mode (signed order_create; median of {rounds} round(s), the local daemon in the same"
+          " round)\n")
+    print("| | local p50 ms, c=1 | Redis p50 ms, c=1 | added | local calls/s, c=50 over keys |"
+          " Redis calls/s | ratio | Redis CPU µs/call | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| median | {fmt(median([loc.p50_ms for loc, _, _, _ in runs]), 3)}"
+          f" | {fmt(median([r.p50_ms for _, r, _, _ in runs]), 3)} | {fmt(added, 3)}"
+          f" | {fmt(median([loc.rps for _, _, loc, _ in runs]), 0)}"
+          f" | {fmt(median([r.rps for _, _, _, r in runs]), 0)}"
+          f" | {fmt(ratio, 2)} | {fmt(median([r.cpu_us for _, _, _, r in runs]), 0)}"
+          f" | {sum(r.errors + s.errors for _, s, _, r in runs)} |")
+    print(f"\nTargets (issue 13): added p50 ≤ 0.25 ms: {'met' if added <= 0.25 else 'MISSED'};"
+          f" throughput over keys ≥ 70 % of local: {'met' if ratio >= 0.70 else 'MISSED'}")
+    return sum(r.errors + s.errors for _, s, _, r in runs)
+
+
 def toggles(bench: Bench, default: Target, rounds: int) -> int:
     print(f"\n## What each feature costs (signed order_create; median of {rounds} round(s); each ratio is"
           " against the default daemon in the same round)\n")
@@ -248,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail-seconds", type=int, default=30,
                         help="per figure of the tail section (long enough to cross nonce ceilings)")
     parser.add_argument("--only-tail", action="store_true", help="cold starts and the tail section only")
+    parser.add_argument("--only-redis", action="store_true", help="cold starts and the Redis section only")
     args = parser.parse_args(argv)
     if args.smoke:
         args.rounds, args.seconds, args.keys, args.tail_seconds = 1, 1, 4, 1
@@ -279,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(stack, args.seconds, log)
         if args.only_tail:
             return 1 if tail(bench, targets[1], targets[2], args.rounds, args.tail_seconds) else 0
+        if args.only_redis:
+            return 1 if redis_mode(bench, targets[2], args.rounds) else 0
         rows = main_table(bench, targets, args.rounds)
         loaded = memory_mib(daemon.pid)
         print_main(rows, len(stack.accounts), args.rounds)
@@ -290,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
               f" peak (VmHWM): {memory_mib(daemon.pid, 'VmHWM'):.1f} MiB")
         toggle_errors = 0 if args.no_toggles else toggles(bench, targets[2], args.rounds)
         toggle_errors += tail(bench, targets[1], targets[2], args.rounds, args.tail_seconds)
+        toggle_errors += redis_mode(bench, targets[2], args.rounds)
         print_targets(rows, starts, idle, loaded)
         errors = sum(f.errors for key, figures in rows.items() if key.endswith("|daemon") for f in figures)
         print(f"\nDaemon errors (socket, non-2xx, upstream rejections): {errors + toggle_errors}")

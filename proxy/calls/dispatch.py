@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from proxy.calls.lease import Lease
 from proxy.calls.nonce import NonceBook, NonceSequence
 from proxy.calls.ratelimit import RateLimited, RateLimiter
+from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.calls.shared_reads import SharedReads
 from proxy.calls.turns import Turn
 from proxy.config.accounts import Account
@@ -245,11 +246,19 @@ class Dispatcher:
         own = self._account_limiter(account)
         if own is not None:
             await own.acquire(max(0.0, deadline - time.monotonic()))
-        await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
-        self._go_ahead(client_waiting)
+        limiter = self.limiter
+        if lease is not None and isinstance(limiter, SharedRateLimiter):
+            # Redis mode: the key's lease, a shared rate slot and the nonce in one round trip.
+            nonce, wait = await lease.take(sequence, deadline, account.name, limiter)
+            if wait > 0:
+                await limiter.sleep(wait)
+            self._go_ahead(client_waiting)  # a nonce drawn and left unused is only a gap
+        else:
+            await limiter.acquire(max(0.0, deadline - time.monotonic()))
+            self._go_ahead(client_waiting)
+            nonce = await sequence.next()
         kind = method_class(path.split("/", 2)[2])
         self.metrics.queue_time(kind, time.monotonic() - queued_at)
-        nonce = await (lease.draw(sequence, deadline, account.name) if lease else sequence.next())
         on_signed(nonce)
         body = encode_body(params, nonce)
         headers = {"Content-Type": FORM, "Key": account.key, "Sign": self._signer(account).sign(body)}

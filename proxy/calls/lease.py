@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 
 from proxy.calls.nonce import NonceSequence, key_id
 from proxy.calls.ratelimit import RateLimited
+from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.coord.client import CoordinationUnavailable, Coordinator, key_for
 
 log = logging.getLogger(__name__)
@@ -41,25 +41,41 @@ class Lease:
         self.held = False
         self.waited_s = 0.0
 
-    async def draw(self, sequence: NonceSequence, deadline: float, account: str) -> int:
-        """Take the lease (waiting for another daemon's call to end, until `deadline`) and the nonce;
-        the nonce is made durable in this daemon's sequence before it is returned."""
-        started = time.monotonic()
+    async def take(self, sequence: NonceSequence, deadline: float, account: str, limiter: SharedRateLimiter,
+                   ) -> tuple[int, float]:
+        """Take the lease (waiting for another daemon's call on this key to end), a slot of the shared
+        rate limit and the nonce, in one round trip, until `deadline`; (nonce, seconds to wait before
+        sending). The nonce is made durable in this daemon's sequence before it is returned."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         backoff = 0.001
         while True:
-            got, value = await self._coordinator.draw(self._lease, self._counter, self._token,
-                                                      sequence.candidate(), self._ttl_ms)
-            if got:
+            left = deadline - loop.time()
+            state, value, wait_us = await self._coordinator.take(
+                self._lease, self._counter, self._token, sequence.candidate(), self._ttl_ms,
+                limiter.shared_interval_us, int(max(0.0, left) * 1_000_000))
+            if state == 1:
                 self.held = True
-                self.waited_s = time.monotonic() - started
+                self.waited_s = loop.time() - started
                 await sequence.adopt(value)
-                return value
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise RateLimited(max(0.1, value / 1000), f"account {account} is busy: another exmo-proxy"
-                                  " holds its key's lease (EXMO takes one call per key at a time); retry")
-            await asyncio.sleep(min(backoff, max(0.001, value / 1000), left))
-            backoff = min(backoff * 2, 0.02)
+                return value, wait_us / 1_000_000
+            if state == 0:  # another daemon's call on this key is in flight
+                if left <= 0:
+                    raise RateLimited(max(0.1, value / 1000), f"account {account} is busy: another"
+                                      " exmo-proxy holds its key's lease (EXMO takes one call per key at a"
+                                      " time); retry")
+                await asyncio.sleep(min(backoff, max(0.001, value / 1000), max(0.001, left)))
+                backoff = min(backoff * 2, 0.02)
+                continue
+            wait = value / 1_000_000
+            if state == -2:  # EXMO's pause, set by this or another daemon
+                limiter.mirror_pause(wait)
+                if wait > left:
+                    raise RateLimited(wait, "EXMO asked to pause sending (rate limit); retry after"
+                                            f" {wait:.0f}s")
+                await limiter.sleep(wait)
+                continue
+            raise RateLimited(wait)
 
     async def release(self) -> None:
         """Let the next call on this key go, here or on another daemon; if Redis cannot be told, the

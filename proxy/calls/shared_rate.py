@@ -48,6 +48,14 @@ class SharedRateLimiter(RateLimiter):
         except CoordinationUnavailable:
             log.warning("EXMO's pause of %.0f s could not be shared through Redis", seconds)
 
+    def mirror_pause(self, seconds: float) -> None:
+        """A pause another daemon wrote to Redis: this daemon's own schedule keeps it too."""
+        super().pause(seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait before sending, ended early by `stop` (shutdown)."""
+        await self._sleep(seconds)
+
     async def acquire(self, max_wait_s: float, public: bool = False) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait_s
@@ -70,7 +78,7 @@ class SharedRateLimiter(RateLimiter):
                     await self._sleep(wait)
                 return
             if state == -2:  # EXMO's pause, set by this or another daemon
-                super().pause(wait)
+                self.mirror_pause(wait)
                 if wait > max(0.0, deadline - loop.time()):
                     raise RateLimited(wait, "EXMO asked to pause sending (rate limit); retry after"
                                             f" {wait:.0f}s")

@@ -62,14 +62,14 @@ class Coordinator:
         self.errors = 0
         self._client: aioredis.Redis | None = None
         self._health: asyncio.Task[None] | None = None
-        self._draw = self._release = self._rate = self._pause = None
+        self._release = self._rate = self._pause = self._take = None
 
     async def start(self) -> None:
         self._client = _client(self.settings, read_password(self.settings))
-        self._draw = self._client.register_script(scripts.DRAW)  # type: ignore[assignment]
         self._release = self._client.register_script(scripts.RELEASE)  # type: ignore[assignment]
         self._rate = self._client.register_script(scripts.RATE)  # type: ignore[assignment]
         self._pause = self._client.register_script(scripts.PAUSE)  # type: ignore[assignment]
+        self._take = self._client.register_script(scripts.TAKE)  # type: ignore[assignment]
         await self.check()
         self._health = asyncio.ensure_future(self._check_forever())
 
@@ -115,14 +115,15 @@ class Coordinator:
             self.problem = reason
             raise CoordinationUnavailable(reason) from None
 
-    async def draw(self, lease: str, counter: str, token: str, candidate: int,
-                   ttl_ms: int) -> tuple[bool, int]:
-        """(True, nonce) with the lease taken; (False, ms left of the holder's lease) when it is busy."""
-        script = self._draw
+    async def take(self, lease: str, counter: str, token: str, candidate: int, ttl_ms: int,
+                   interval_us: int, most_wait_us: int) -> tuple[int, int, int]:
+        """A signed call's lease, rate slot and nonce in one round trip (scripts.TAKE): (1, nonce, wait
+        µs), (0, holder's ms left, 0), (-1, wait µs, 0) or (-2, pause µs left, 0)."""
+        script = self._take
         assert script is not None
-        got, value = await self.run(lambda r: script(keys=[lease, counter],
-                                                      args=[token, str(candidate), ttl_ms]))
-        return bool(got), int(value)
+        args = [token, str(candidate), ttl_ms, interval_us, most_wait_us]
+        found = await self.run(lambda r: script(keys=[lease, counter, RATE_KEY, PAUSE_KEY], args=args))
+        return int(found[0]), int(found[1]), int(found[2]) if len(found) > 2 else 0
 
     async def release(self, lease: str, token: str) -> None:
         script = self._release

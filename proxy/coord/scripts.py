@@ -19,25 +19,6 @@ local function succ(s)
 end
 """
 
-# KEYS: lease, counter. ARGV: token, candidate nonce (decimal), lease ttl in ms.
-# Takes (or renews) the key's lease for `token` and draws the next nonce: the candidate, or the shared
-# counter plus one if that is higher. Busy: {0, pttl of the holder's lease}. Drawn: {1, nonce}.
-DRAW = DECIMALS + """
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
-  return {0, redis.call('PTTL', KEYS[1])}
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-local nonce = ARGV[2]
-local last = redis.call('GET', KEYS[2])
-if last then
-  local after = succ(last)
-  if longer(after, nonce) then nonce = after end
-end
-redis.call('SET', KEYS[2], nonce)
-return {1, nonce}
-"""
-
 # KEYS: lease. ARGV: token. Only the holder's token releases it.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -71,4 +52,34 @@ if until_us > now_set then
   redis.call('SET', KEYS[1], string.format('%.0f', until_us), 'PX', ttl_ms)
 end
 return 1
+"""
+
+# KEYS: lease, counter, rate tat, rate pause. ARGV: token, candidate nonce, lease ttl ms, rate interval
+# µs, most wait µs. A signed call's one round trip: the key's lease (busy: {0, pttl}), then a slot of
+# the shared rate limit (too far: {-1, wait µs}; EXMO's pause: {-2, µs left}; nothing is taken then),
+# then the nonce: {1, nonce, wait µs before sending}.
+TAKE = DECIMALS + """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local pause = redis.call('GET', KEYS[4])
+if pause and tonumber(pause) > now then return {-2, tonumber(pause) - now} end
+local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tat < now then tat = now end
+local wait = tat - now
+if wait > tonumber(ARGV[5]) then return {-1, wait} end
+local after = tat + tonumber(ARGV[4])
+redis.call('SET', KEYS[3], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+local nonce = ARGV[2]
+local last = redis.call('GET', KEYS[2])
+if last then
+  local following = succ(last)
+  if longer(following, nonce) then nonce = following end
+end
+redis.call('SET', KEYS[2], nonce)
+return {1, nonce, wait}
 """
