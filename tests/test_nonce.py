@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from proxy.calls import nonce as nonce_mod
-from proxy.calls.nonce import AHEAD, MAX_NONCE, WINDOW, NonceSequence, NonceStateError, NonceStore, key_id
+from proxy.calls.nonce import AHEAD, WINDOW, NonceSequence
+from proxy.calls.nonce_store import MAX_NONCE, NonceStateError, NonceStore, key_id
 
 KEY = "K-" + "0123456789abcdef0123456789abcdef01234567"
 OTHER_KEY = "K-" + "89abcdef0123456789abcdef0123456789abcdef"
@@ -454,4 +455,4 @@ async def test_the_book_settles_writes_in_flight_before_closing(tmp_path: Path) 
     await seq.next()
     await book.settle()
     book.close()
-    assert nonce_mod.NonceStore(tmp_path).load(key_id(KEY)) == ceiling + WINDOW
+    assert NonceStore(tmp_path).load(key_id(KEY)) == ceiling + WINDOW

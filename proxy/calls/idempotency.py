@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from proxy.calls.dispatch import NotSent
 from proxy.calls.idempotency_store import Answer, Record
-from proxy.calls.nonce import NonceStateError
+from proxy.calls.nonce_store import NonceStateError
 from proxy.calls.ratelimit import RateLimited
 from proxy.calls.records import Records
 from proxy.exmo.answers import nonce_rejection, rate_limit_pause

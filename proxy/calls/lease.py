@@ -19,7 +19,8 @@ import asyncio
 import logging
 import secrets
 
-from proxy.calls.nonce import NonceSequence, key_id
+from proxy.calls.nonce import NonceSequence
+from proxy.calls.nonce_store import key_id
 from proxy.calls.ratelimit import RateLimited
 from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.coord.client import CoordinationUnavailable, Coordinator, key_for

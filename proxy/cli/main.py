@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from proxy.calls.nonce import NonceStateError
+from proxy.calls.nonce_store import NonceStateError
 from proxy.cli import accounts, clients, passphrase, state
 from proxy.cli.console import Console
 from proxy.cli.parser import build_parser

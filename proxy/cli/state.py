@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.audit import read as auditread
-from proxy.calls import nonce
+from proxy.calls import nonce_store
 from proxy.cli.console import Console
 from proxy.config import yamlfile
 from proxy.config.checks import ConfigError
@@ -34,7 +34,7 @@ def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: 
     """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once.
     With `redis` in the config it is also written to Redis, where every daemon sees it within a second."""
     settings = _redis_settings(path)
-    if not nonce.in_use(state_dir) and settings is None:
+    if not nonce_store.in_use(state_dir) and settings is None:
         console.warn(f"warning: no running daemon uses {state_dir}; if yours runs with --state-dir or"
                      " $STATE_DIRECTORY, pass the same --state-dir here")
     if state in ("on", "off"):

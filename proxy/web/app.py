@@ -14,7 +14,8 @@ from proxy.audit.trail import AuditTrail
 from proxy.calls.dispatch import Dispatcher
 from proxy.calls.idempotency import Idempotency
 from proxy.calls.idempotency_store import IdempotencyStore
-from proxy.calls.nonce import NonceBook, wall_clock_ms
+from proxy.calls.nonce import NonceBook
+from proxy.calls.nonce_store import wall_clock_ms
 from proxy.calls.ratelimit import RateLimiter
 from proxy.calls.records import LocalRecords, Records, SharedRecords
 from proxy.calls.shared_rate import SharedRateLimiter
