@@ -25,22 +25,28 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-# KEYS: theoretical arrival time (µs), pause-until (µs). ARGV: interval (µs), most wait (µs).
-# GCRA with no burst: the next slot is max(now, tat); {1, wait µs} claims it, {-1, wait} is too far
-# away (nothing claimed), {-2, µs left} while EXMO's pause lasts.
-RATE = """
+
+def _slot(tat: int, pause: int, interval: int, most: int) -> str:
+    """GCRA with no burst, on Redis' clock, with the KEYS/ARGV positions given: returns {-2, µs left}
+    while EXMO's pause lasts, {-1, wait µs} when the slot is further away than `most` (nothing taken);
+    else claims the slot and leaves its wait in `wait`."""
+    return f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local pause = redis.call('GET', KEYS[2])
-if pause and tonumber(pause) > now then return {-2, tonumber(pause) - now} end
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local pause = redis.call('GET', KEYS[{pause}])
+if pause and tonumber(pause) > now then return {{-2, tonumber(pause) - now}} end
+local tat = tonumber(redis.call('GET', KEYS[{tat}]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
-if wait > tonumber(ARGV[2]) then return {-1, wait} end
-local after = tat + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
-return {1, wait}
+if wait > tonumber(ARGV[{most}]) then return {{-1, wait}} end
+local after = tat + tonumber(ARGV[{interval}])
+redis.call('SET', KEYS[{tat}], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
 """
+
+
+# KEYS: theoretical arrival time (µs), pause-until (µs). ARGV: interval (µs), most wait (µs).
+# A public read's slot of the shared rate limit: {1, wait µs}, or {-1, ...} / {-2, ...} as in _slot.
+RATE = _slot(tat=1, pause=2, interval=1, most=2) + "return {1, wait}\n"
 
 # KEYS: pause-until (µs). ARGV: seconds. EXMO asked every daemon to stop for that long; never shortened.
 PAUSE = """
@@ -63,16 +69,7 @@ local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local pause = redis.call('GET', KEYS[4])
-if pause and tonumber(pause) > now then return {-2, tonumber(pause) - now} end
-local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
-if tat < now then tat = now end
-local wait = tat - now
-if wait > tonumber(ARGV[5]) then return {-1, wait} end
-local after = tat + tonumber(ARGV[4])
-redis.call('SET', KEYS[3], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
+""" + _slot(tat=3, pause=4, interval=4, most=5) + """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 local nonce = ARGV[2]
 local last = redis.call('GET', KEYS[2])
