@@ -393,3 +393,25 @@ def test_a_sentinel_failover_never_makes_a_nonce_go_back(make_stack: Callable[..
             server.stop()
         for service in stack.extra.get("daemons", []):
             service.kill9()
+
+
+def test_redis_metrics(stack_on_redis: tuple[Stack, Redis]) -> None:
+    """/metrics in Redis mode: lease waits, the health check's round trip, Redis errors once it stops."""
+    stack, redis = stack_on_redis
+    (daemon,) = daemons(stack, redis, 1)
+    assert all(a[0] == 200 for a in asyncio.run(_alternating([daemon.url], clients=2, calls=5)))
+    time.sleep(1.2)
+    metrics = subprocess.run(["curl", "-s", f"{daemon.url}/metrics"], capture_output=True, text=True,
+                             check=True).stdout
+    assert "exmo_proxy_lease_wait_seconds_count 10.0" in metrics
+    lines = metrics.splitlines()
+    latency = next(line for line in lines if line.startswith("exmo_proxy_redis_latency_seconds "))
+    assert 0 < float(latency.split()[1]) < 1
+    assert "exmo_proxy_redis_errors_total 0.0" in metrics
+    redis.stop()
+    time.sleep(1.5)
+    metrics = subprocess.run(["curl", "-s", f"{daemon.url}/metrics"], capture_output=True, text=True,
+                             check=True).stdout
+    errors = next(line for line in metrics.splitlines() if line.startswith("exmo_proxy_redis_errors_total "))
+    assert float(errors.split()[1]) >= 1
+    assert "exmo_proxy_redis_latency_seconds NaN" in metrics
