@@ -765,3 +765,11 @@ def test_redis_password_is_read_from_its_file(tmp_path: Path, doc: dict[str, Any
     with pytest.raises(ConfigError, match="is empty"):
         read_password(settings)
     assert "s3cret" not in repr(settings)
+
+
+def test_redis_ca_file_only_for_tls(doc: dict[str, Any]) -> None:
+    doc["redis"] = {"url": "rediss://r:6380/0", "ca_file": "redis-ca.pem"}
+    settings = validate(doc, CONFIG_PATH).redis
+    assert settings is not None and settings.ca_file == CONFIG_PATH.resolve().parent / "redis-ca.pem"
+    doc["redis"] = {"url": "redis://r:6379/0", "ca_file": "redis-ca.pem"}
+    assert "redis.ca_file: only for TLS" in _error(doc)

@@ -415,3 +415,67 @@ def test_redis_metrics(stack_on_redis: tuple[Stack, Redis]) -> None:
     errors = next(line for line in metrics.splitlines() if line.startswith("exmo_proxy_redis_errors_total "))
     assert float(errors.split()[1]) >= 1
     assert "exmo_proxy_redis_latency_seconds NaN" in metrics
+
+
+def _test_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed: (ca, cert, key) PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "exmo-proxy test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_rediss_verifies_the_server_certificate(make_stack: Callable[..., Stack], tmp_path: Path) -> None:
+    """rediss:// to a server whose certificate a private CA signed: refused without `ca_file` (the
+    certificate is verified), used with it, signed calls and all."""
+    stack = make_stack()
+    ca, cert, key = _test_ca(tmp_path / "tls")
+    port = free_port()
+    with (tmp_path / "redis-tls.log").open("ab") as log:
+        server = subprocess.Popen(["redis-server", "--port", "0", "--tls-port", str(port), "--bind",
+                                   "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                                   "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no", "--save", ""],
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.5)
+        text = stack.config.read_text()
+        stack.config.write_text(text + f"redis: {{url: 'rediss://127.0.0.1:{port}/0'}}\n")
+        refused = cli("check", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file))
+        assert refused.returncode != 0
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.stderr.upper().replace(" ", "_"), refused.stderr
+        stack.config.write_text(text + f"redis: {{url: 'rediss://127.0.0.1:{port}/0', ca_file: '{ca}'}}\n")
+        checked = cli("check", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file))
+        assert checked.returncode == 0, checked.stderr
+        stack.restart_daemon()
+        assert curl_json(f"{stack.base}/readyz")[0] == 200
+        assert curl_json(f"{stack.base}/v1.1/user_info", "-X", "POST")[0] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

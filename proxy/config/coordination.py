@@ -4,6 +4,7 @@
       url: redis://10.0.0.5:6379/0                # or rediss:// (TLS, certificate verified)
       # url: redis+sentinel://s1:26379,s2,s3/mymaster/0   # Sentinel: its members, the service, the db
       password_file: /run/secrets/redis-password  # optional; the password is never in this file
+      ca_file: /etc/exmo-proxy/redis-ca.pem       # rediss: a private CA (default: the system's)
       timeout_s: 0.5                              # every Redis call
 
 A password in the URL is refused (it would sit in the file, and `run --redis-url` would put it in argv);
@@ -33,6 +34,7 @@ class RedisSettings:
     service: str = ""  # a Sentinel URL's service (its master's name)
     db: int = 0
     tls: bool = False
+    ca_file: Path | None = None  # rediss: the CA that signed the server's certificate (else the system's)
 
     @property
     def where(self) -> str:
@@ -44,7 +46,7 @@ def redis(raw: Any, base: Path) -> RedisSettings | None:
     """The `redis:` section, or None when the config names no Redis."""
     if raw is None:
         return None
-    values = check_keys(raw, {"url", "password_file", "timeout_s"}, "redis")
+    values = check_keys(raw, {"url", "password_file", "timeout_s", "ca_file"}, "redis")
     url = values.get("url")
     if not isinstance(url, str) or not url:
         raise ConfigError("redis.url: must be a URL like redis://HOST:6379/0 (or rediss://, redis+sentinel://)")
@@ -55,10 +57,15 @@ def redis(raw: Any, base: Path) -> RedisSettings | None:
     if password_file is not None and (not isinstance(password_file, str) or not password_file):
         raise ConfigError("redis.password_file: must be a path")
     settings = parse_url(url)
+    ca_file = values.get("ca_file")
+    if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
+        raise ConfigError("redis.ca_file: must be a path")
+    if ca_file is not None and not settings.tls:
+        raise ConfigError("redis.ca_file: only for TLS (rediss:// or rediss+sentinel://)")
     return RedisSettings(
         url=settings.url, password_file=base / password_file if password_file else None,
         timeout_s=float(timeout), sentinels=settings.sentinels, service=settings.service, db=settings.db,
-        tls=settings.tls)
+        tls=settings.tls, ca_file=base / ca_file if ca_file else None)
 
 
 def parse_url(url: str) -> RedisSettings:

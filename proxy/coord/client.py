@@ -169,17 +169,20 @@ async def connected(settings: RedisSettings) -> AsyncIterator[Coordinator]:
 
 def _client(settings: RedisSettings, password: str | None) -> aioredis.Redis:
     timeout = settings.timeout_s
+    tls: dict[str, Any] = {}  # certificates are always verified (redis-py: ssl_cert_reqs "required")
+    if settings.tls and settings.ca_file is not None:
+        tls["ssl_ca_certs"] = str(settings.ca_file)
     if settings.sentinels:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
             list(settings.sentinels), socket_timeout=timeout, socket_connect_timeout=timeout,
             sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                             "ssl": settings.tls})
+                             "ssl": settings.tls, **tls})
         master: aioredis.Redis = sentinel.master_for(
             settings.service, db=settings.db, password=password, ssl=settings.tls, socket_timeout=timeout,
-            socket_connect_timeout=timeout)
+            socket_connect_timeout=timeout, **tls)
         return master
     return aioredis.Redis.from_url(settings.url, password=password, socket_timeout=timeout,
-                                   socket_connect_timeout=timeout)
+                                   socket_connect_timeout=timeout, **tls)
 
 
 def _halt_doc(raw: Any) -> dict[str, Any] | None:
