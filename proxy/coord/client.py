@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -83,15 +84,14 @@ class Coordinator:
 
     async def check(self) -> None:
         """PING and read the shared halt switch; sets or clears `problem`."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.perf_counter()  # not loop.time(): uvloop's has millisecond resolution
         try:
             raw = await self.run(lambda r: r.get(HALT_KEY), quiet=True)
         except CoordinationUnavailable:
             if self._on_check is not None:
                 self._on_check(None, self.errors)
             return
-        self.latency_s = loop.time() - started
+        self.latency_s = time.perf_counter() - started
         if self._on_check is not None:
             self._on_check(self.latency_s, self.errors)
         self.halted = _halt_doc(raw)
