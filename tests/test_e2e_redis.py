@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Service, Stack, cli, curl_json, free_port, start
+from tests.conftest import Service, Stack, cli, curl_json, free_port, start, wait_for_port
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -183,7 +183,6 @@ def test_redis_down_refuses_signed_calls_unsent_then_recovers_empty(
     assert status == 503 and ready["reason"].startswith("redis:") and str(redis.port) in ready["reason"]
     assert curl_json(f"{first.url}/v1.1/ticker")[0] == 200  # public reads on a local share of the rate
     revived = start_redis(redis.folder, redis.port)  # empty: no persistence
-    stack.extra["revived"] = revived
     try:
         deadline = time.monotonic() + 10
         while curl_json(f"{first.url}/readyz")[0] != 200 or curl_json(f"{second.url}/readyz")[0] != 200:
@@ -464,7 +463,7 @@ def test_rediss_verifies_the_server_certificate(make_stack: Callable[..., Stack]
                                    "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no", "--save", ""],
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
-        time.sleep(0.5)
+        wait_for_port(port, server, tmp_path / "redis-tls.log")
         text = stack.config.read_text()
         stack.config.write_text(text + f"redis: {{url: 'rediss://127.0.0.1:{port}/0'}}\n")
         refused = cli("check", "--config", str(stack.config), "--passphrase-file", str(stack.passphrase_file))

@@ -25,7 +25,6 @@ from proxy.calls.shared_reads import SharedReads
 from proxy.calls.turns import Turn
 from proxy.config.accounts import Account
 from proxy.config.sections import Limits
-from proxy.coord.client import Coordinator
 from proxy.exmo.answers import nonce_rejection, rate_limit_pause
 from proxy.exmo.methods import method_class
 from proxy.exmo.refusals import Refusal
@@ -78,10 +77,10 @@ class Dispatcher:
     """Everything a call needs on its way out; one per running app."""
 
     def __init__(self, upstream: Upstream, limiter: RateLimiter, nonces: NonceBook,
-                 shared: SharedReads | None = None, metrics: Metrics | None = None,
-                 coordinator: Coordinator | None = None) -> None:
+                 shared: SharedReads | None = None, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or Metrics()
-        self.coordinator = coordinator  # Redis mode: a key's lease and nonces are shared (calls/lease.py)
+        # Redis mode (a shared limiter): a key's lease, rate slot and nonce come from Redis (calls/lease.py)
+        self._redis = limiter if isinstance(limiter, SharedRateLimiter) else None
         self.upstream = upstream
         self.limiter = limiter
         self.nonces = nonces
@@ -216,8 +215,8 @@ class Dispatcher:
         finally:
             self.metrics.queued -= 1
         lease = None
-        if self.coordinator is not None:
-            lease = Lease(self.coordinator, account.key, self.upstream.timeout_s)
+        if self._redis is not None:
+            lease = Lease(self._redis.coordinator, account.key, self.upstream.timeout_s)
         try:
             response = await self._signed(account, sequence, path, params, deadline, client_waiting,
                                           on_signed, deadline - max_wait_s, lease)
@@ -246,15 +245,14 @@ class Dispatcher:
         own = self._account_limiter(account)
         if own is not None:
             await own.acquire(max(0.0, deadline - time.monotonic()))
-        limiter = self.limiter
-        if lease is not None and isinstance(limiter, SharedRateLimiter):
+        if lease is not None and self._redis is not None:
             # Redis mode: the key's lease, a shared rate slot and the nonce in one round trip.
-            nonce, wait = await lease.take(sequence, deadline, account.name, limiter)
+            nonce, wait = await lease.take(sequence, deadline, account.name, self._redis)
             if wait > 0:
-                await limiter.sleep(wait)
+                await self._redis.sleep(wait)
             self._go_ahead(client_waiting)  # a nonce drawn and left unused is only a gap
         else:
-            await limiter.acquire(max(0.0, deadline - time.monotonic()))
+            await self.limiter.acquire(max(0.0, deadline - time.monotonic()))
             self._go_ahead(client_waiting)
             nonce = await sequence.next()
         kind = method_class(path.split("/", 2)[2])

@@ -90,10 +90,6 @@ class NonceSequence:
         """The nonce this sequence would use next: above the last one, the clock if the durable ceiling
         allows, else the numbers left below it (an idle key, while its next ceiling is written)."""
         clock_next = max(self._last + 1, self._clock())
-        if clock_next > MAX_NONCE - WINDOW:
-            raise NonceExhausted(
-                "nonce space exhausted: this key's nonce reached the int64 limit; create a new API key"
-            )
         if clock_next > self._ceiling and self._last < self._ceiling:
             return self._last + 1
         return clock_next

@@ -28,7 +28,7 @@ class SharedRateLimiter(RateLimiter):
     """RateLimiter's interface; the inherited local schedule is the fallback for public reads."""
 
     def __init__(self, coordinator: Coordinator, rate_per_second: float) -> None:
-        self._coordinator = coordinator
+        self.coordinator = coordinator
         self._pausing: set[asyncio.Task[None]] = set()
         super().__init__(rate_per_second)
 
@@ -44,7 +44,7 @@ class SharedRateLimiter(RateLimiter):
 
     async def _share_pause(self, seconds: float) -> None:
         try:
-            await self._coordinator.pause(seconds)
+            await self.coordinator.pause(seconds)
         except CoordinationUnavailable:
             log.warning("EXMO's pause of %.0f s could not be shared through Redis", seconds)
 
@@ -62,12 +62,12 @@ class SharedRateLimiter(RateLimiter):
         while True:
             if self._stopped is not None:
                 raise self._stopped()
-            if public and self._coordinator.problem is not None:
+            if public and self.coordinator.problem is not None:
                 await super().acquire(max(0.0, deadline - loop.time()))
                 return
             left_us = int(max(0.0, deadline - loop.time()) * 1_000_000)
             try:
-                state, wait_us = await self._coordinator.rate(self.shared_interval_us, left_us)
+                state, wait_us = await self.coordinator.rate(self.shared_interval_us, left_us)
             except CoordinationUnavailable:
                 if not public:
                     raise

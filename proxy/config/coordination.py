@@ -8,8 +8,8 @@
       timeout_s: 0.5                              # every Redis call
 
 A password in the URL is refused (it would sit in the file, and `run --redis-url` would put it in argv);
-it is read from `password_file` (a Docker or Kubernetes secret, a systemd credential) at start and on
-reload. Without `redis`, everything stays local as before.
+it is read from `password_file` (a Docker or Kubernetes secret, a systemd credential) at start (a
+change of `redis` takes a restart). Without `redis`, everything stays local as before.
 """
 
 from __future__ import annotations

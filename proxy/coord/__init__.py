@@ -1,6 +1,7 @@
 """Several daemons on one key: what they share through Redis (SPEC §10).
 
 client.py is the connection (one pool, a timeout on every call, whether Redis answers now); scripts.py
-the Lua run inside Redis; lease.py the per-key lease and the shared nonce counter; ratelimit.py the
-shared outbound rate limit and EXMO's pauses. Without `redis` in the config none of this runs.
+the Lua run inside Redis. What uses them is in calls/: lease.py (a key's lease and the shared nonce
+counter), shared_rate.py (the shared rate limit, EXMO's pauses), records.py (Idempotency-Key records).
+Without `redis` in the config none of this runs.
 """

@@ -63,14 +63,14 @@ return 1
 # KEYS: lease, counter, rate tat, rate pause. ARGV: token, candidate nonce, lease ttl ms, rate interval
 # µs, most wait µs. A signed call's one round trip: the key's lease (busy: {0, pttl}), then a slot of
 # the shared rate limit (too far: {-1, wait µs}; EXMO's pause: {-2, µs left}; nothing is taken then),
-# then the nonce: {1, nonce, wait µs before sending}.
+# then the nonce: {1, nonce, wait µs before sending}. The lease lives its ttl after that wait.
 TAKE = DECIMALS + """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   return {0, redis.call('PTTL', KEYS[1])}
 end
 """ + _slot(tat=3, pause=4, interval=4, most=5) + """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[3]) + math.ceil(wait / 1000))
 local nonce = ARGV[2]
 local last = redis.call('GET', KEYS[2])
 if last then

@@ -49,10 +49,7 @@ def _error_text(resp: Answer, marker: bytes) -> str | None:
 def nonce_rejection(resp: Answer) -> int | None:
     """If EXMO rejected the nonce (40009), the highest nonce it names (0 if none); else None."""
     error = _error_text(resp, b"40009")
-    if error is None or not _NONCE_ERROR.match(error):
-        return None
-    found = _USED_BEFORE.search(error)
-    return int(found.group(1)) if found else 0
+    return None if error is None else nonce_rejected_text(None, error)
 
 
 def nonce_rejected_text(code: int | None, message: str) -> int | None:

@@ -27,12 +27,16 @@ class PolicyDenied(Refusal):
         return self.slug
 
 
-def check_client(client: Client | None, account: Account, method: str) -> None:
-    if client is None:
-        return
+def _check_account(client: Client, account: Account) -> None:
     if account.name not in client.accounts:
         raise PolicyDenied("client_account", f"client {client.name!r} may not use account {account.name!r}"
                                              f" (clients.{client.name}.accounts)")
+
+
+def check_client(client: Client | None, account: Account, method: str) -> None:
+    if client is None:
+        return
+    _check_account(client, account)
     if method in MONEY_OUT and (client.allow is None or method not in client.allow):
         raise PolicyDenied("client_withdrawals", f"client {client.name!r} may not call {method}: money-out"
                                                  f" methods must be listed in clients.{client.name}.allow")
@@ -47,9 +51,7 @@ def check_stream(account: Account, client: Client | None) -> None:
     does not cut them either."""
     if client is None:
         return
-    if account.name not in client.accounts:
-        raise PolicyDenied("client_account", f"client {client.name!r} may not use account {account.name!r}"
-                                             f" (clients.{client.name}.accounts)")
+    _check_account(client, account)
     if not client.streams:
         raise PolicyDenied("client_streams", f"client {client.name!r} may not open private streams"
                                              f" (clients.{client.name}.streams: false)")

@@ -45,7 +45,6 @@ class Hub:
                  accept_nonce: Callable[[str, str], None], wall: Callable[[], float] = time.time) -> None:
         self.accounts, self.account, self.accept_nonce, self.wall = accounts, account, accept_nonce, wall
         self.sessions: set[Session] = set()
-        self.logins = 0
         self.opened = 0
         self.logins_by_key: Counter[str] = Counter()
         self._trade_ids = itertools.count(1_000_000)
@@ -141,7 +140,6 @@ class Session:
             await self.error(40009, str(exc.payload.get("error", "nonce")), request_id)  # [INF]
             return
         self.key = key
-        self.hub.logins += 1
         self.hub.logins_by_key[key] += 1
         await self.send({"event": "logged_in", "id": request_id})
 

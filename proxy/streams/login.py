@@ -41,17 +41,16 @@ class Login:
         try:
             await sequence.lock.acquire(context.max_wait_s)
         except TimeoutError:
-            self._audit("not_sent")
-            context.metrics.stream_login("not_sent")
+            self._outcome("not_sent")
             raise Ended(1013, f"account {account.name} is busy: its calls go to EXMO one at a time and the"
                               " queue did not move; try again", "login_failed") from None
         except Refusal as exc:  # the daemon is shutting down (Turn.stop)
-            self._audit("not_sent")
+            self._outcome("not_sent")
             raise Ended(1001, exc.explain(), "shutdown") from None
         try:
             for attempt in (1, 2):
                 answer = await self._once(sequence)
-                self._audit("logged_in" if answer.ok else "refused", answer.code)
+                self._outcome("logged_in" if answer.ok else "refused", answer.code)
                 if answer.ok:
                     return
                 used = nonce_rejected_text(answer.code, answer.message)
@@ -70,8 +69,7 @@ class Login:
             context.audit.ensure_writable()
             self.nonce = await sequence.next()
         except Refusal as exc:  # the audit log or the nonce state cannot be written: no login
-            context.metrics.stream_login("not_sent")
-            self._audit("not_sent")
+            self._outcome("not_sent")
             raise Ended(1011, exc.explain(), "login_failed") from None
         try:
             await self.upstream.send_str(frames.login(self.account.key, self.account.secret.encode(),
@@ -80,11 +78,9 @@ class Login:
         except (aiohttp.ClientError, OSError):
             answer = None
         if answer is None:
-            context.metrics.stream_login("unknown")
-            self._audit("unknown")
+            self._outcome("unknown")
             raise Ended(1013, f"EXMO did not answer the login within {context.upstream_timeout_s:g}s; try"
                               " again", "login_failed")
-        context.metrics.stream_login("logged_in" if answer.ok else "refused")
         return answer
 
     async def _answer(self, timeout_s: float) -> frames.LoginAnswer | None:
@@ -99,7 +95,9 @@ class Login:
                     await self._forward(message.data)
         return None
 
-    def _audit(self, outcome: str, code: int | None = None) -> None:
+    def _outcome(self, outcome: str, code: int | None = None) -> None:
+        """Each login attempt's end: its audit entry and its count, together."""
+        self.context.metrics.stream_login(outcome)
         self.context.audit.stream_event(
             request_id=self.who.request_id, client=self.who.client, account=self.account.name,
             method="ws/login", params=(("path", self.who.path),), nonce=self.nonce, outcome=outcome,

@@ -70,9 +70,8 @@ class Relay:
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def close(self) -> None:
-        self.begin_drain()
-        for stream in list(self.streams):
-            await stream.end(SHUTDOWN_CODE, SHUTDOWN_TEXT, "shutdown")
+        self.begin_drain()  # ends every stream; wait for those ends before the upstream session goes
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

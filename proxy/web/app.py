@@ -52,7 +52,7 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     audit.open()
     records = IdempotencyStore(config.state_dir, config.idempotency_ttl_s)
     records.open()
-    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS], coordinator)
+    dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.reconfigure(config.limits, config.cache)
     relay = Relay(nonces, audit, app[METRICS])
     relay.configure(config.streams, config.limits, config.ws_upstream)
