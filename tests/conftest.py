@@ -285,3 +285,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     built = build_stack(tmp_path_factory.mktemp("stack"))
     yield built
     _teardown(built)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A throwaway redis-server on loopback for one test (tests/redis_stack.py)."""
+    from tests.redis_stack import start_redis  # imported here: redis_stack imports this module
+
+    server = start_redis(tmp_path / "redis")
+    yield server
+    server.stop()

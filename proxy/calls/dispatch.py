@@ -87,6 +87,7 @@ class Dispatcher:
         self.shared = shared or SharedReads({})
         self._account_limiters: dict[str, RateLimiter] = {}
         self._signers: dict[str, tuple[Secret, Signer]] = {}
+        self._leases: dict[str, Lease] = {}
         self.draining = False  # SIGTERM came: see begin_drain
         self._send_by = math.inf  # while draining, nothing is sent after this (monotonic) time
         self.default_wait_s = Limits.max_wait_s  # the config's, given by reconfigure()
@@ -216,7 +217,9 @@ class Dispatcher:
             self.metrics.queued -= 1
         lease = None
         if self._redis is not None:
-            lease = Lease(self._redis.coordinator, account.key, self.upstream.timeout_s)
+            lease = self._leases.get(account.key)
+            if lease is None:
+                lease = self._leases[account.key] = Lease(self._redis.coordinator, account.key)
         try:
             response = await self._signed(account, sequence, path, params, deadline, client_waiting,
                                           on_signed, deadline - max_wait_s, lease)
@@ -232,8 +235,7 @@ class Dispatcher:
                                               on_signed, time.monotonic(), lease)
         finally:
             if lease is not None:
-                await lease.release()
-                self.metrics.lease_wait(lease.waited_s)
+                lease.release()
             sequence.lock.release()
         # Parsed after the turn is over: the next call on this key need not wait for it.
         return require_api_answer(response, self.upstream.base_url, private=True)
@@ -247,7 +249,9 @@ class Dispatcher:
             await own.acquire(max(0.0, deadline - time.monotonic()))
         if lease is not None and self._redis is not None:
             # Redis mode: the key's lease, a shared rate slot and the nonce in one round trip.
-            nonce, wait = await lease.take(sequence, deadline, account.name, self._redis)
+            nonce, wait = await lease.take(sequence, deadline, account.name, self._redis,
+                                           self.upstream.timeout_s)
+            self.metrics.lease_wait(lease.waited_s)
             if wait > 0:
                 await self._redis.sleep(wait)
             self._go_ahead(client_waiting)  # a nonce drawn and left unused is only a gap

@@ -129,13 +129,11 @@ class Idempotency:
             answer = await self._wait(flight, patience_s)
             if answer is not None:
                 return self._replay(answer)
-        record = await self.store.get(scope)
-        if record is None:
-            first = await self._first(scope, print_, send, on_signed)
-            if isinstance(first, UpstreamResponse):
-                return first, False
-            record = first  # another daemon began this key at the same moment (Redis mode)
-        return self._replay(await self._recorded(scope, record, print_, patience_s))
+        first = await self._first(scope, print_, send, on_signed)
+        if isinstance(first, UpstreamResponse):
+            return first, False
+        # a record exists: an earlier call's (or, in Redis mode, another daemon's now)
+        return self._replay(await self._recorded(scope, first, print_, patience_s))
 
     async def _recorded(self, scope: str, record: Record, print_: str, patience_s: float) -> Answer:
         """The answer a retry gets from a record: its answer; while another daemon's call is still in

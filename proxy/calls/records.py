@@ -47,8 +47,10 @@ class LocalRecords:
         return self.store.get(scope)
 
     async def begin(self, scope: str, fingerprint: str) -> Record | None:
-        self.store.begin(scope, fingerprint)
-        return None
+        existing = self.store.get(scope)
+        if existing is None:
+            self.store.begin(scope, fingerprint)
+        return existing
 
     async def complete(self, scope: str, answer: Answer) -> None:
         self.store.complete(scope, answer)
@@ -67,23 +69,26 @@ class SharedRecords:
         self._coordinator = coordinator
         self.ttl_s, self.busy_s = ttl_s, busy_s  # busy_s: the longest a call can take, queued and sent
         self._owner = secrets.token_hex(8)  # this process: a record it began is in flight here
+        self._begun: dict[str, tuple[str, float]] = {}  # the records of calls in flight here
 
     def reconfigure(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
 
     async def get(self, scope: str) -> Record | None:
-        raw = await self._coordinator.run(lambda r: r.get(_key(scope)))
+        raw = await self._coordinator.get(_key(scope))
         return None if raw is None else _record(raw)
 
     async def begin(self, scope: str, fingerprint: str) -> Record | None:
         now = time.time()
         doc = {"fp": fingerprint, "created": now, "owner": self._owner, "until": now + self.busy_s}
         for _ in range(2):  # the other record may expire between the two calls
-            made = await self._coordinator.run(lambda r: r.set(_key(scope), json.dumps(doc), nx=True,
-                                                              ex=max(1, int(self.ttl_s))))
-            if made:
+            made = await self._coordinator.set(_key(scope), json.dumps(doc), max(1, int(self.ttl_s)),
+                                               only_new=True)
+            existing = None if made else await self.get(scope)
+            # (the second case: this SET ran and its reply was lost, so redis-py sent it again)
+            if made or (existing is not None and (existing.owner, existing.created) == (self._owner, now)):
+                self._begun[scope] = fingerprint, now
                 return None
-            existing = await self.get(scope)
             if existing is not None:
                 return existing
         raise CoordinationUnavailable("Redis would neither take nor show this Idempotency-Key's record")
@@ -93,20 +98,23 @@ class SharedRecords:
             "status": answer.status, "body": base64.b64encode(answer.body).decode(),
             "content_type": answer.content_type}}
         try:
-            current = await self.get(scope)
-            if current is not None:
-                doc["fp"], doc["created"] = current.fingerprint, current.created
-            await self._coordinator.run(lambda r: r.set(_key(scope), json.dumps(doc),
-                                                        ex=max(1, int(self.ttl_s))))
+            begun = self._begun.pop(scope, None)
+            if begun is None:  # a record left pending by another daemon, now answered here
+                current = await self.get(scope)
+                begun = (current.fingerprint, current.created) if current is not None else None
+            if begun is not None:
+                doc["fp"], doc["created"] = begun
+            await self._coordinator.set(_key(scope), json.dumps(doc), max(1, int(self.ttl_s)))
         except CoordinationUnavailable:  # the answer still goes back; a retry finds the record pending
             log.warning("the answer of an Idempotency-Key call could not be kept in Redis; a retry will be"
                         " answered 'outcome unknown' once the call's time is up")
 
     async def release(self, scope: str) -> None:
+        self._begun.pop(scope, None)
         try:
             current = await self.get(scope)
             if current is not None and current.answer is None and current.owner == self._owner:
-                await self._coordinator.run(lambda r: r.delete(_key(scope)))
+                await self._coordinator.delete(_key(scope))
         except CoordinationUnavailable:
             log.warning("a not-sent Idempotency-Key call's record could not be removed from Redis; it is"
                         " answered 'outcome unknown' once the call's time is up")

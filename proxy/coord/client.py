@@ -1,9 +1,9 @@
 """The daemon's Redis: one client (one connection pool), a timeout on every call, and whether it answers.
 
 redis-py's asyncio client (redis.asyncio), standalone or through Sentinel, which follows a failover to
-the new primary. Every call is bounded by `redis.timeout_s` (the socket timeout, and the same again
-around the whole call); a failure marks Redis as the daemon's problem (`/readyz` 503 naming it) and
-raises CoordinationUnavailable, which refuses a signed call unsent (503). A check every second (PING,
+the new primary. Every call is bounded by `redis.timeout_s` as a whole (connecting included); a
+failure marks Redis as the daemon's problem (`/readyz` 503 naming it) and raises
+CoordinationUnavailable, which refuses a signed call unsent (503). A check every second (PING,
 and the shared halt switch) clears the problem as soon as Redis answers again: no restart.
 """
 
@@ -13,16 +13,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from proxy.config.coordination import RedisSettings, read_password
 from proxy.coord import scripts
+from proxy.coord.batch import Batch, Orphan
 from proxy.exmo.refusals import Refusal
 
 log = logging.getLogger(__name__)
@@ -61,16 +65,14 @@ class Coordinator:
         self.halted: dict[str, Any] | None = None  # the shared halt switch, as last read
         self.latency_s = 0.0  # the last health check's round trip
         self.errors = 0
+        self.owner = secrets.token_hex(12) + ":"  # this process, in the leases it takes
         self._client: aioredis.Redis | None = None
         self._health: asyncio.Task[None] | None = None
-        self._release = self._rate = self._pause = self._take = None
+        self._batch = Batch(self.run, self._failed, scripts.BY_NAME)
+        self._lingering: dict[str, tuple[str, asyncio.TimerHandle]] = {}  # lease key: value, timer
 
     async def start(self) -> None:
         self._client = _client(self.settings, read_password(self.settings))
-        self._release = self._client.register_script(scripts.RELEASE)  # type: ignore[assignment]
-        self._rate = self._client.register_script(scripts.RATE)  # type: ignore[assignment]
-        self._pause = self._client.register_script(scripts.PAUSE)  # type: ignore[assignment]
-        self._take = self._client.register_script(scripts.TAKE)  # type: ignore[assignment]
         await self.check()
         self._health = asyncio.ensure_future(self._check_forever())
 
@@ -79,6 +81,10 @@ class Coordinator:
             self._health.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health
+        for lease in list(self._lingering):
+            self._lingering[lease][1].cancel()
+            self._release_lingering(lease)
+        await self._batch.close()
         if self._client is not None:
             await self._client.aclose()
 
@@ -103,44 +109,80 @@ class Coordinator:
         """One Redis call, bounded; a failure becomes CoordinationUnavailable and marks the problem."""
         assert self._client is not None, "start() first"
         try:
-            async with asyncio.timeout(self.settings.timeout_s * 2):
+            async with asyncio.timeout(self.settings.timeout_s):
                 return await call(self._client)
         except (RedisError, OSError, TimeoutError) as exc:
-            self.errors += 1
-            reason = f"Redis at {self.settings.where} does not answer ({_describe(exc)})"
-            if self.problem != reason and not quiet:
-                log.error("%s; signed calls are refused until it does", reason)
-            elif self.problem != reason:
-                log.error("%s", reason)
-            self.problem = reason
-            raise CoordinationUnavailable(reason) from None
+            raise self._failed(exc, quiet) from None
 
-    async def take(self, lease: str, counter: str, token: str, candidate: int, ttl_ms: int,
-                   interval_us: int, most_wait_us: int) -> tuple[int, int, int]:
-        """A signed call's lease, rate slot and nonce in one round trip (scripts.TAKE): (1, nonce, wait
-        µs), (0, holder's ms left, 0), (-1, wait µs, 0) or (-2, pause µs left, 0)."""
-        script = self._take
-        assert script is not None
-        args = [token, str(candidate), ttl_ms, interval_us, most_wait_us]
-        found = await self.run(lambda r: script(keys=[lease, counter, RATE_KEY, PAUSE_KEY], args=args))
+    def _failed(self, exc: BaseException, quiet: bool = False) -> CoordinationUnavailable:
+        self.errors += 1
+        reason = f"Redis at {self.settings.where} does not answer ({_describe(exc)})"
+        if self.problem != reason and not quiet:
+            log.error("%s; signed calls are refused until it does", reason)
+        elif self.problem != reason:
+            log.error("%s", reason)
+        self.problem = reason
+        return CoordinationUnavailable(reason)
+
+    # The commands of calls (below) go out batched (coord/batch.py); check() and halt on their own.
+
+    async def take(self, keys: list[str], value: str, candidate: int, ttl_ms: int, interval_us: int,
+                   most_wait_us: int, want_ms: int, orphan: Orphan) -> tuple[int, int, int]:
+        """A signed call's lease, rate slot and nonce in one round trip (scripts.TAKE; `keys`: the
+        lease, nonce counter and want of the API key): (1, nonce, wait µs), (0, ms to wait, 0),
+        (-1, wait µs, 0) or (-2, pause µs left, 0). A release of this daemon's last call on the key
+        still lingering is not sent: TAKE takes that lease over or frees it, whatever its outcome."""
+        lease, counter, want = keys
+        lingering = self._lingering.pop(lease, None)
+        if lingering is not None:
+            lingering[1].cancel()
+        args = [self.owner, value, str(candidate), ttl_ms, interval_us, most_wait_us, want_ms]
+        try:
+            found = await self._batch.script("take", [lease, counter, RATE_KEY, PAUSE_KEY, want], args,
+                                             orphan=orphan)
+        except BaseException:  # TAKE may not have run: the last call's lease is freed after all
+            if lingering is not None:
+                self._send_release(lease, lingering[0])
+            raise
         return int(found[0]), int(found[1]), int(found[2]) if len(found) > 2 else 0
 
-    async def release(self, lease: str, token: str) -> None:
-        script = self._release
-        assert script is not None
-        await self.run(lambda r: script(keys=[lease], args=[token]))
+    def release(self, lease: str, value: str, linger_s: float = 0.0) -> None:
+        """Free a lease taken with `value`; not awaited: a call's answer never waits for it. With
+        `linger_s`, sent only if this daemon's next call on the key has not begun by then (its TAKE
+        does the release's work in the same round trip)."""
+        if linger_s <= 0:
+            self._send_release(lease, value)
+            return
+        handle = asyncio.get_running_loop().call_later(linger_s, self._release_lingering, lease)
+        self._lingering[lease] = value, handle
+
+    def _release_lingering(self, lease: str) -> None:
+        value, _handle = self._lingering.pop(lease)
+        self._send_release(lease, value)
+
+    def _send_release(self, lease: str, value: str) -> None:
+        self._batch.script("release", [lease], [value]).add_done_callback(self._released)
+
+    def _released(self, done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("could not release a key's lease in Redis; it expires on its own within its TTL")
 
     async def rate(self, interval_us: int, most_wait_us: int) -> tuple[int, int]:
-        script = self._rate
-        assert script is not None
-        state, wait = await self.run(lambda r: script(keys=[RATE_KEY, PAUSE_KEY],
-                                                      args=[interval_us, most_wait_us]))
+        state, wait = await self._batch.script("rate", [RATE_KEY, PAUSE_KEY], [interval_us, most_wait_us])
         return int(state), int(wait)
 
     async def pause(self, seconds: float) -> None:
-        script = self._pause
-        assert script is not None
-        await self.run(lambda r: script(keys=[PAUSE_KEY], args=[seconds]))
+        await self._batch.script("pause", [PAUSE_KEY], [seconds])
+
+    async def get(self, key: str) -> Any:
+        return await self._batch.command("GET", key)
+
+    async def set(self, key: str, value: str, ttl_s: int, only_new: bool = False) -> bool:
+        """SET with a TTL in seconds; `only_new`: NX (False when the key exists already)."""
+        return bool(await self._batch.command("SET", key, value, "EX", ttl_s, *(["NX"] if only_new else [])))
+
+    async def delete(self, key: str) -> None:
+        await self._batch.command("DEL", key)
 
     async def set_halt(self, doc: dict[str, Any] | None) -> None:
         """`exmo-proxy halt on|off` with Redis in the config: every daemon sees it within a second."""
@@ -169,20 +211,25 @@ async def connected(settings: RedisSettings) -> AsyncIterator[Coordinator]:
 
 def _client(settings: RedisSettings, password: str | None) -> aioredis.Redis:
     timeout = settings.timeout_s
-    tls: dict[str, Any] = {}  # certificates are always verified (redis-py: ssl_cert_reqs "required")
-    if settings.tls and settings.ca_file is not None:
-        tls["ssl_ca_certs"] = str(settings.ca_file)
+    # No socket timeout on the primary's connections: Coordinator.run bounds every call as a whole
+    # (redis-py's socket timeout would cost a task per command on Python 3.11: asyncio.wait_for).
+    # A connection that broke while idle (Redis restarted, a failover) is replaced and its command sent
+    # again, twice at most; every command of ours may run twice (scripts.py, records.py say how).
+    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 2)
+    common: dict[str, Any] = {"retry": retry}
+    if settings.tls and settings.ca_file is not None:  # certificates are always verified (redis-py's
+        common["ssl_ca_certs"] = str(settings.ca_file)  # ssl_cert_reqs is "required")
     if settings.sentinels:
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves __init__ untyped
             list(settings.sentinels), socket_timeout=timeout, socket_connect_timeout=timeout,
             sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
-                             "ssl": settings.tls, **tls})
+                             "ssl": settings.tls, **common})
         master: aioredis.Redis = sentinel.master_for(
-            settings.service, db=settings.db, password=password, ssl=settings.tls, socket_timeout=timeout,
-            socket_connect_timeout=timeout, **tls)
+            settings.service, db=settings.db, password=password, ssl=settings.tls, socket_timeout=None,
+            socket_connect_timeout=timeout, **common)
         return master
-    return aioredis.Redis.from_url(settings.url, password=password, socket_timeout=timeout,
-                                   socket_connect_timeout=timeout, **tls)
+    return aioredis.Redis.from_url(settings.url, password=password, socket_timeout=None,
+                                   socket_connect_timeout=timeout, **common)
 
 
 def _halt_doc(raw: Any) -> dict[str, Any] | None:

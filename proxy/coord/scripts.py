@@ -5,6 +5,11 @@ nonces are therefore kept and compared as decimal strings (`longer`: more digits
 greater; `succ`: plus one), never turned into Lua numbers. Times are microseconds from Redis' own
 `TIME` (one clock for every daemon), about 1.8e15 today, exact as doubles; they are written back with
 `%.0f`, since Lua's `tostring` would round them to 14 digits.
+
+A script may run twice: redis-py sends a command again when its connection broke before the reply
+came (coord/client.py). That is harmless for each: TAKE again with the same lease value finds the
+lease its own and takes it over (one nonce left unused, one rate slot spent twice); RELEASE and PAUSE
+are the same twice; RATE spends a second slot.
 """
 
 from __future__ import annotations
@@ -19,26 +24,27 @@ local function succ(s)
 end
 """
 
-# KEYS: lease. ARGV: token. Only the holder's token releases it.
+# KEYS: lease. ARGV: the value it was taken with. Only that call's release frees it: a late release
+# of an earlier call never frees a later one's lease.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
 
-def _slot(tat: int, pause: int, interval: int, most: int) -> str:
+def _slot(tat: int, pause: int, interval: int, most: int, refusing: str = "") -> str:
     """GCRA with no burst, on Redis' clock, with the KEYS/ARGV positions given: returns {-2, µs left}
-    while EXMO's pause lasts, {-1, wait µs} when the slot is further away than `most` (nothing taken);
-    else claims the slot and leaves its wait in `wait`."""
+    while EXMO's pause lasts, {-1, wait µs} when the slot is further away than `most` (nothing taken;
+    `refusing` runs first); else claims the slot and leaves its wait in `wait`."""
     return f"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local pause = redis.call('GET', KEYS[{pause}])
-if pause and tonumber(pause) > now then return {{-2, tonumber(pause) - now}} end
+if pause and tonumber(pause) > now then {refusing} return {{-2, tonumber(pause) - now}} end
 local tat = tonumber(redis.call('GET', KEYS[{tat}]) or '0')
 if tat < now then tat = now end
 local wait = tat - now
-if wait > tonumber(ARGV[{most}]) then return {{-1, wait}} end
+if wait > tonumber(ARGV[{most}]) then {refusing} return {{-1, wait}} end
 local after = tat + tonumber(ARGV[{interval}])
 redis.call('SET', KEYS[{tat}], string.format('%.0f', after), 'PX', math.floor((after - now) / 1000) + 1000)
 """
@@ -60,18 +66,34 @@ end
 return 1
 """
 
-# KEYS: lease, counter, rate tat, rate pause. ARGV: token, candidate nonce, lease ttl ms, rate interval
-# µs, most wait µs. A signed call's one round trip: the key's lease (busy: {0, pttl}), then a slot of
-# the shared rate limit (too far: {-1, wait µs}; EXMO's pause: {-2, µs left}; nothing is taken then),
-# then the nonce: {1, nonce, wait µs before sending}. The lease lives its ttl after that wait.
+# KEYS: lease, counter, rate tat, rate pause, want. ARGV: owner (this daemon's token and ':'), lease
+# value (owner and a number of its own), candidate nonce, lease ttl ms, rate interval µs, most wait µs,
+# want ttl ms. A signed call's one round trip: the key's lease, then a slot of the shared rate limit (too
+# far: {-1, wait µs}; EXMO's pause: {-2, µs left}; nothing is taken then), then the nonce: {1, nonce,
+# wait µs before sending}. The lease lives its ttl after that wait.
+# The lease is free, or held by this daemon: its value is then one of this daemon's calls before this
+# one on the key, done (a daemon takes its key's lease for one call at a time), whose release is still
+# on its way; it is taken over. Held by another daemon: {0, ms left}, and this daemon asks for the next
+# turn (`want`, kept while it keeps asking), so that a daemon with a queue of calls on the key cannot
+# keep it from the others: while another daemon wants it, the key is not taken again (a lease of this
+# daemon's own is given up) but left for that one: {0, ms left of the want}. Whatever the outcome, a
+# lease of this daemon's own is taken over or freed, so its release need not be sent (client.py).
 TAKE = DECIMALS + """
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then
+local mine = holder and string.sub(holder, 1, #ARGV[1]) == ARGV[1]
+local want = redis.call('GET', KEYS[5])
+if holder and not mine then
+  if not want or want == ARGV[1] then redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[7]) end
   return {0, redis.call('PTTL', KEYS[1])}
 end
-""" + _slot(tat=3, pause=4, interval=4, most=5) + """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[3]) + math.ceil(wait / 1000))
-local nonce = ARGV[2]
+if want and want ~= ARGV[1] then
+  if mine then redis.call('DEL', KEYS[1]) end
+  return {0, redis.call('PTTL', KEYS[5])}
+end
+""" + _slot(tat=3, pause=4, interval=5, most=6, refusing="if mine then redis.call('DEL', KEYS[1]) end") + """
+if want then redis.call('DEL', KEYS[5]) end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', tonumber(ARGV[4]) + math.ceil(wait / 1000))
+local nonce = ARGV[3]
 local last = redis.call('GET', KEYS[2])
 if last then
   local following = succ(last)
@@ -80,3 +102,5 @@ end
 redis.call('SET', KEYS[2], nonce)
 return {1, nonce, wait}
 """
+
+BY_NAME = {"take": TAKE, "release": RELEASE, "rate": RATE, "pause": PAUSE}

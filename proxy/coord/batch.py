@@ -1,0 +1,143 @@
+"""Redis commands started in one pass of the event loop go out together, as one pipeline.
+
+A round trip to Redis costs this daemon far more CPU than the command itself (on loopback here, ~100
+µs of system calls and client work against ~20 µs for the lease script inside Redis): eight calls on
+different keys that each send their own script pay eight times, together they pay about twice. So a
+command is queued, and the first one queued starts a send at the next pass of the event loop:
+everything queued by then goes with it. Commands sent together are independent of each other: each
+gets its own reply or error, and a batch is not atomic.
+
+The batch goes straight onto a connection of redis-py's pool, through its Connection API (the hiredis
+reply parser, TLS, AUTH, and for Sentinel the discovery of the primary on each connect), packed by
+hiredis; the client's per-command layer on top (pool checkout, retry wrapper, telemetry hooks) cost
+more than the round trip itself (`bench/RESULTS.md`). Connections stay with the batcher between sends.
+
+Scripts are sent as EVALSHA. Redis forgets them on a restart, and a replica promoted by Sentinel may
+never have had them; a NOSCRIPT answer (the command did not run) loads them and sends those commands
+again.
+
+A waiter that gives up (cancelled) does not stop its command: it is already on its way, and Redis may
+run it. `orphan`, if given, is told the result of a command whose waiter is gone, so that what it
+took can be given back (a lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as Disconnected
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as TimedOut
+
+RETRIES, RETRY_AFTER_S = 2, 0.02
+Run = Callable[[Callable[[aioredis.Redis], Awaitable[list[Any]]]], Awaitable[list[Any]]]
+Failed = Callable[[BaseException], Exception]
+Orphan = Callable[[Any], None]
+
+
+class _Item:
+    __slots__ = ("args", "future", "orphan")
+
+    def __init__(self, args: tuple[Any, ...], future: asyncio.Future[Any], orphan: Orphan | None) -> None:
+        self.args, self.future, self.orphan = args, future, orphan
+
+
+class Batch:
+    """The queue. `run` sends one batch, bounded, and turns its failure into CoordinationUnavailable;
+    `failed` does the same for one command's error reply (the others in its batch stand)."""
+
+    def __init__(self, run: Run, failed: Failed, scripts: Mapping[str, str]) -> None:
+        self._run, self._failed = run, failed
+        self._scripts = {name: (hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest(), text)
+                         for name, text in scripts.items()}
+        self._queued: list[_Item] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._idle: list[Any] = []  # connections taken from redis-py's pool, kept between batches
+
+    def command(self, *args: Any, orphan: Orphan | None = None) -> asyncio.Future[Any]:
+        """Queue one Redis command; its future gets the reply (or the error that ended the batch)."""
+        loop = asyncio.get_running_loop()
+        if not self._queued:  # the send starts at the next pass; whatever is queued by then goes too
+            task = loop.create_task(self._send())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append(_Item(args, future, orphan))
+        return future
+
+    def script(self, name: str, keys: list[str], args: list[Any],
+               orphan: Orphan | None = None) -> asyncio.Future[Any]:
+        sha = self._scripts[name][0]
+        return self.command("EVALSHA", sha, len(keys), *keys, *args, orphan=orphan)
+
+    async def close(self) -> None:
+        """Let the batches on their way finish (their waiters and orphans are answered)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _send(self) -> None:
+        items, self._queued = self._queued, []
+        try:
+            results = await self._run(lambda client: self._execute(client, [item.args for item in items]))
+        except Exception as exc:  # every waiter gets the batch's failure
+            results = [exc] * len(items)
+        else:
+            results = [self._failed(result) if isinstance(result, Exception) else result
+                       for result in results]
+        for item, result in zip(items, results, strict=True):
+            if not item.future.done():
+                if isinstance(result, BaseException):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+            elif item.orphan is not None and not isinstance(result, BaseException):
+                item.orphan(result)
+
+    async def _execute(self, client: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+        results = await self._exchange(client, commands)
+        again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if again:  # those did not run: load the scripts, send them again
+            loading = [("SCRIPT", "LOAD", text) for _sha, text in self._scripts.values()]
+            for loaded in await self._exchange(client, loading):
+                if isinstance(loaded, Exception):
+                    raise loaded
+            for i, result in zip(again, await self._exchange(client, [commands[i] for i in again]),
+                                 strict=True):
+                results[i] = result
+        return results
+
+    async def _exchange(self, client: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send the commands on one connection and read their replies (an error reply is that
+        command's result). A connection that broke (Redis restarted, a failover) is reconnected and
+        the commands sent again, RETRIES times at most: each of ours may run twice (scripts.py,
+        records.py say how)."""
+        pool = client.connection_pool
+        connection = self._idle.pop() if self._idle else await pool.get_connection()  # type: ignore[no-untyped-call]
+        payload = b"".join(hiredis.pack_command(args) for args in commands)
+        try:
+            for attempt in range(RETRIES + 1):
+                try:
+                    await connection.send_packed_command(payload, check_health=False)
+                    return [await _reply(connection) for _ in commands]
+                except (Disconnected, TimedOut, OSError):
+                    await connection.disconnect()
+                    if attempt == RETRIES:
+                        raise
+                    await asyncio.sleep(RETRY_AFTER_S * (attempt + 1))
+            raise AssertionError("unreachable")
+        finally:
+            # A send or read cut off (the bound ran out) has closed the connection (redis-py does, so
+            # that no late reply is read as the next one's); the next send opens it again.
+            self._idle.append(connection)
+
+
+async def _reply(connection: Any) -> Any:
+    try:
+        return await connection.read_response()
+    except ResponseError as exc:
+        return exc
