@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 import time
@@ -35,18 +36,22 @@ class Redis:
             self.proc.wait(timeout=10)
 
 
-def start_redis(folder: Path, port: int | None = None) -> Redis:
-    """A throwaway redis-server on loopback: no persistence, so a restart comes back empty."""
+def start_redis(folder: Path, port: int | None = None, password: str | None = None) -> Redis:
+    """A throwaway redis-server on loopback: no persistence, so a restart comes back empty. With
+    `password`, clients must AUTH (set in a file, not on redis-server's command line)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    conf = folder / "redis.conf"
+    conf.write_text(f"requirepass {password}\n" if password else "")
     with (folder / "redis.log").open("ab") as log:
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(folder)], stdout=log,
+        proc = subprocess.Popen(["redis-server", str(conf), "--port", str(port), "--bind", "127.0.0.1",
+                                 "--save", "", "--appendonly", "no", "--dir", str(folder)], stdout=log,
                                 stderr=subprocess.STDOUT)
+    env = {**os.environ, "REDISCLI_AUTH": password} if password else None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True,
-                              check=False)
+                              check=False, env=env)
         if ping.stdout.strip() == "PONG":
             return Redis(port, proc, folder)
         time.sleep(0.05)
@@ -54,9 +59,11 @@ def start_redis(folder: Path, port: int | None = None) -> Redis:
     raise AssertionError(f"redis-server did not start; see {folder / 'redis.log'}")
 
 
-def daemons(stack: Stack, redis: Redis, count: int) -> list[Service]:
-    """`count` daemons on one config (one key) sharing `redis`, each with its own state_dir and port."""
-    stack.config.write_text(stack.config.read_text() + f"redis: {{url: '{redis.url}'}}\n")
+def daemons(stack: Stack, redis: Redis, count: int, configured: bool = False) -> list[Service]:
+    """`count` daemons on one config (one key) sharing `redis` (`configured`: the config names it
+    already), each with its own state_dir and port."""
+    if not configured:
+        stack.config.write_text(stack.config.read_text() + f"redis: {{url: '{redis.url}'}}\n")
     stack.daemon.stop()
     started = []
     for number in range(count):

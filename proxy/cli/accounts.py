@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.cli.console import Console
-from proxy.cli.editing import open_editable, remove_entry, save_edit, unlock_for_edit
+from proxy.cli.editing import indent_of, open_editable, remove_entry, save_edit, unlock_for_edit
 from proxy.config import yamlfile
 from proxy.config.accounts import Account, secret_path
 from proxy.config.checks import ConfigError, check_api_key, check_name
@@ -125,15 +125,10 @@ def account_set_secret(path: Path, name: str, new_key: str | None, sources: Pass
         entry["key"] = check_api_key(new_key, "--key")
         text = yamlfile.replace_block(edit.text, ("accounts", name, "key"), [f"    key: {new_key}"])
     if text is not None:
-        pad = " " * _indent_of(text, ("accounts", name, "secret"))
+        pad = " " * indent_of(text, ("accounts", name, "secret"))
         text = yamlfile.replace_block(text, ("accounts", name, "secret"), [f'{pad}secret: "{token}"'])
     save_edit(edit, text, expected, console)
     console.out(f"stored a new secret for account {name!r} in {path}")
-
-
-def _indent_of(text: str, key_path: tuple[str, ...]) -> int:
-    span = yamlfile.find_block(text.splitlines(), key_path)
-    return span.indent if span else 4
 
 
 def _account_summary(account: Account, default: str | None, console: Console) -> None:

@@ -51,6 +51,17 @@ class Console:
             self.warn("warning: the secret does not start with S- as EXMO secrets do; stored anyway")
         return Secret(value)
 
+    def read_hidden(self, what: str) -> Secret:
+        """Another secret (the Redis password): never echoed, must not be empty."""
+        if self.from_stdin:
+            value = self._line(what)
+        else:
+            self._need_tty()
+            value = self._prompt(self.ask_secret, f"{what} (not echoed): ")
+        if not value:
+            raise ConfigError(f"the {what} is empty; nothing was written")
+        return Secret(value)
+
     def _ask_secret(self) -> str:
         self._need_tty()
         return self._prompt(self.ask_secret, "EXMO API secret (S-..., not echoed): ")

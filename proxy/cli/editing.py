@@ -55,6 +55,12 @@ def unlock_for_edit(edit: Editable, sources: PassphraseSources) -> bytes:
     return unlock_data_key(validate(copy.deepcopy(edit.doc), edit.path), sources.get())
 
 
+def indent_of(text: str, key_path: tuple[str, ...], default: int = 4) -> int:
+    """How far the key at `key_path` is indented in `text`."""
+    span = yamlfile.find_block(text.splitlines(), key_path)
+    return span.indent if span else default
+
+
 def remove_entry(edit: Editable, section: str, name: str, console: Console) -> None:
     """Delete `section.name` from the file, keeping every other line as it was."""
     expected = copy.deepcopy(edit.doc)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxy.calls.nonce_store import NonceStateError
-from proxy.cli import accounts, clients, passphrase, state
+from proxy.cli import accounts, clients, coordination, passphrase, state
 from proxy.cli.console import Console
 from proxy.cli.parser import build_parser
 from proxy.config.addresses import Listen
@@ -137,7 +137,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             state.audit_command(state_dir, action, vars(args), console)
         case ("halt", _):
             state_dir = state.resolve_state_dir(path, args.state_dir)
-            state.halt_command(path, args.state, args.reason, state_dir, console)
+            state.halt_command(path, args.state, args.reason, state_dir, _sources(args), console)
+        case ("redis", "password"):
+            coordination.redis_password(path, _sources(args), console)
         case ("passphrase", "change"):
             passphrase.passphrase_change(path, _sources(args), args.new_passphrase_file, console)
         case ("check", _):

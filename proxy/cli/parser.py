@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (stop, au.choices["tail"], find):
         p.add_argument("--state-dir", help="the daemon's state_dir, if it runs with --state-dir")
 
+    shared = sub.add_parser("redis", parents=[common], help="Redis shared by several daemons (SPEC §10)")
+    password = shared.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
+        "password", parents=[common], help="store the Redis password sealed in the config")
+    password.add_argument("--from-stdin", action="store_true", help="read the password line from stdin")
+
     phrase = sub.add_parser("passphrase", parents=[common], help="change the passphrase")
     change = phrase.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
         "change", parents=[common])
@@ -78,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--upstream", help="EXMO base URL (overrides the file)")
         p.add_argument("--ws-upstream", help="EXMO's WebSocket base URL (overrides the file)")
         p.add_argument("--redis-url", help="Redis shared by several daemons (overrides redis.url); no"
-                                           " password here: redis.password_file")
+                                           " password here: `exmo-proxy redis password`")
         p.add_argument("--state-dir", help="state directory (overrides the file)")
 
     sim = sub.add_parser("simulator", parents=[common], help="run a local EXMO-compatible exchange")

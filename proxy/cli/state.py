@@ -1,6 +1,7 @@
 """Commands that act on a daemon's state_dir rather than its config: `halt` and `audit`.
 
-Neither needs the passphrase. They find the state_dir the way the daemon does (the config's
+Neither needs the passphrase (`halt` does, only to decrypt a Redis password sealed in the config).
+They find the state_dir the way the daemon does (the config's
 `state_dir`, else $STATE_DIRECTORY, else beside the config), or take `--state-dir` like `run`.
 """
 
@@ -18,9 +19,11 @@ from proxy.cli.console import Console
 from proxy.config import yamlfile
 from proxy.config.checks import ConfigError
 from proxy.config.coordination import RedisSettings
+from proxy.config.load import open_redis_password
 from proxy.config.model import validate
 from proxy.coord.client import CoordinationUnavailable, Coordinator, connected
 from proxy.policy import halt
+from proxy.vault.passphrase import PassphraseSources
 
 
 def resolve_state_dir(path: Path, override: str | None) -> Path:
@@ -30,10 +33,11 @@ def resolve_state_dir(path: Path, override: str | None) -> Path:
     return validate(yamlfile.read_document(path), path).state_dir
 
 
-def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: Console) -> None:
+def halt_command(path: Path, state: str, reason: str, state_dir: Path, sources: PassphraseSources,
+                 console: Console) -> None:
     """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once.
     With `redis` in the config it is also written to Redis, where every daemon sees it within a second."""
-    settings = _redis_settings(path)
+    settings = _redis_settings(path, sources)
     if not nonce_store.in_use(state_dir) and settings is None:
         console.warn(f"warning: no running daemon uses {state_dir}; if yours runs with --state-dir or"
                      " $STATE_DIRECTORY, pass the same --state-dir here")
@@ -52,11 +56,12 @@ def halt_command(path: Path, state: str, reason: str, state_dir: Path, console: 
                     f" closes are signed. {info.get('reason') or ''}".rstrip())
 
 
-def _redis_settings(path: Path) -> RedisSettings | None:
+def _redis_settings(path: Path, sources: PassphraseSources) -> RedisSettings | None:
     try:
-        return validate(yamlfile.read_document(path), path).redis
+        document = validate(yamlfile.read_document(path), path)
     except ConfigError:
         return None  # no readable config: the local switch alone (the daemon may run from elsewhere)
+    return open_redis_password(document, sources.get) if document.redis is not None else None
 
 
 async def _shared_halt(settings: RedisSettings, state: str, local: dict[str, Any] | None,

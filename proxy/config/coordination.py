@@ -3,13 +3,16 @@
     redis:
       url: redis://10.0.0.5:6379/0                # or rediss:// (TLS, certificate verified)
       # url: redis+sentinel://s1:26379,s2,s3/mymaster/0   # Sentinel: its members, the service, the db
-      password_file: /run/secrets/redis-password  # optional; the password is never in this file
+      password_file: /run/secrets/redis-password  # optional: a file holding the password, or
+      # password: "enc:v1:..."                    # sealed in this file by `exmo-proxy redis password`
       ca_file: /etc/exmo-proxy/redis-ca.pem       # rediss: a private CA (default: the system's)
       timeout_s: 0.5                              # every Redis call
 
-A password in the URL is refused (it would sit in the file, and `run --redis-url` would put it in argv);
-it is read from `password_file` (a Docker or Kubernetes secret, a systemd credential) at start (a
-change of `redis` takes a restart). Without `redis`, everything stays local as before.
+A password in the URL is refused (it would sit in the file, and `run --redis-url` would put it in argv).
+It is read from `password_file` (a Docker or Kubernetes secret, a systemd credential) at start, or
+sealed in this file like an API secret (`password: enc:v1:...`, under the config's data key, decrypted
+with the accounts' secrets); never plaintext. A change of `redis` takes a restart. Without `redis`,
+everything stays local as before.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from proxy.config.checks import ConfigError, check_keys
+from proxy.vault.encryption import VALUE_PREFIX
+from proxy.vault.secret import Secret
 
 SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
 SENTINEL_PORT = 26379
+SEALED_AT = "redis.password"  # the sealed password's path (its associated data)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,8 @@ class RedisSettings:
     db: int = 0
     tls: bool = False
     ca_file: Path | None = None  # rediss: the CA that signed the server's certificate (else the system's)
+    sealed_password: str | None = None  # `password:` as in the file (enc:v1:)
+    password: Secret | None = field(default=None, compare=False)  # that, decrypted (config/load.py)
 
     @property
     def where(self) -> str:
@@ -46,7 +54,7 @@ def redis(raw: Any, base: Path) -> RedisSettings | None:
     """The `redis:` section, or None when the config names no Redis."""
     if raw is None:
         return None
-    values = check_keys(raw, {"url", "password_file", "timeout_s", "ca_file"}, "redis")
+    values = check_keys(raw, {"url", "password", "password_file", "timeout_s", "ca_file"}, "redis")
     url = values.get("url")
     if not isinstance(url, str) or not url:
         raise ConfigError("redis.url: must be a URL like redis://HOST:6379/0 (or rediss://, redis+sentinel://)")
@@ -56,6 +64,12 @@ def redis(raw: Any, base: Path) -> RedisSettings | None:
     password_file = values.get("password_file")
     if password_file is not None and (not isinstance(password_file, str) or not password_file):
         raise ConfigError("redis.password_file: must be a path")
+    sealed = values.get("password")
+    if sealed is not None and (not isinstance(sealed, str) or not sealed.startswith(VALUE_PREFIX)):
+        raise ConfigError("redis.password: must be sealed (enc:v1:...); store it with `exmo-proxy redis"
+                          " password`, or name a file holding it in redis.password_file")
+    if sealed is not None and password_file is not None:
+        raise ConfigError("redis: password and password_file are both set; keep one")
     settings = parse_url(url)
     ca_file = values.get("ca_file")
     if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
@@ -65,7 +79,7 @@ def redis(raw: Any, base: Path) -> RedisSettings | None:
     return RedisSettings(
         url=settings.url, password_file=base / password_file if password_file else None,
         timeout_s=float(timeout), sentinels=settings.sentinels, service=settings.service, db=settings.db,
-        tls=settings.tls, ca_file=base / ca_file if ca_file else None)
+        tls=settings.tls, ca_file=base / ca_file if ca_file else None, sealed_password=sealed)
 
 
 def parse_url(url: str) -> RedisSettings:
@@ -118,7 +132,12 @@ def _shown(parts: SplitResult) -> str:
 
 
 def read_password(settings: RedisSettings) -> str | None:
-    """The password from `password_file` (a trailing newline stripped); None without one."""
+    """The password: decrypted from the file, or from `password_file` (a trailing newline stripped);
+    None without one."""
+    if settings.password is not None:
+        return settings.password.reveal()
+    if settings.sealed_password is not None:
+        raise ConfigError("redis.password: not decrypted (this command does not unlock the config)")
     if settings.password_file is None:
         return None
     try:

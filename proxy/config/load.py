@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from proxy.config.accounts import Account
 from proxy.config.checks import ConfigError
+from proxy.config.coordination import SEALED_AT, RedisSettings
 from proxy.config.model import Config, Document, validate, with_accounts
 from proxy.config.yamlfile import read_document
 from proxy.vault import encryption
@@ -44,7 +46,10 @@ def read_config(path: Path, overrides: Mapping[str, str] | None = None) -> Docum
 
 def sealed_values(document: Document) -> dict[str, str]:
     """The `enc:v1:` values to decrypt, by their YAML path (the path is their associated data)."""
-    return {a.secret_path: a.secret for a in document.accounts}
+    values = {a.secret_path: a.secret for a in document.accounts}
+    if document.redis is not None and document.redis.sealed_password is not None:
+        values[SEALED_AT] = document.redis.sealed_password
+    return values
 
 
 def unlock_data_key(document: Document, passphrase: Secret) -> bytes:
@@ -59,6 +64,18 @@ def open_values(document: Document, passphrase: Secret) -> dict[str, str]:
             for path, text in sealed_values(document).items()}
 
 
+def open_redis_password(document: Document, passphrase: Callable[[], Secret]) -> RedisSettings:
+    """The document's Redis settings with a sealed password decrypted (asking for the passphrase only
+    then); for commands that need Redis and nothing else sealed (`halt`)."""
+    settings = document.redis
+    assert settings is not None
+    if settings.sealed_password is None:
+        return settings
+    data_key = unlock_data_key(document, passphrase())
+    return replace(settings, password=Secret(
+        encryption.decrypt_value(data_key, SEALED_AT, settings.sealed_password)))
+
+
 def unsealing(document: Document, passphrase: Secret) -> Unsealing:
     """Start decrypting in a child process (vault/unseal.py); `.result()` gives the values."""
     return Unsealing(document.kdf, document.wrapped_key, sealed_values(document), passphrase.reveal())
@@ -66,8 +83,11 @@ def unsealing(document: Document, passphrase: Secret) -> Unsealing:
 
 def assemble(document: Document, values: Mapping[str, str]) -> Config:
     """The Config, given the decrypted values by path."""
-    return with_accounts(document, {
+    config = with_accounts(document, {
         a.name: Account(a.name, a.key, Secret(values[a.secret_path]), a.policy) for a in document.accounts})
+    if config.redis is not None and SEALED_AT in values:
+        config = replace(config, redis=replace(config.redis, password=Secret(values[SEALED_AT])))
+    return config
 
 
 def load_config(path: Path, passphrases: PassphraseSources,

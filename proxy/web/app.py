@@ -50,18 +50,20 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         limiter = SharedRateLimiter(coordinator, config.limits.rate_per_second)
     audit = AuditTrail(config.state_dir, config.audit)
     audit.open()
-    records = IdempotencyStore(config.state_dir, config.idempotency_ttl_s)
-    records.open()
     dispatcher = Dispatcher(upstream, limiter, nonces, SharedReads(config.cache), app[METRICS])
     dispatcher.reconfigure(config.limits, config.cache)
     relay = Relay(nonces, audit, app[METRICS])
     relay.configure(config.streams, config.limits, config.ws_upstream)
     await relay.start()
-    kept: Records = LocalRecords(records)
+    journal = None
     if coordinator is not None:  # a retry may reach another daemon: the records are shared
         limits = config.limits
-        kept = SharedRecords(coordinator, config.idempotency_ttl_s,
-                             limits.max_wait_s + limits.connect_timeout_s + limits.upstream_timeout_s + 5)
+        kept: Records = SharedRecords(coordinator, config.idempotency_ttl_s,
+                                      limits.max_wait_s + limits.upstream_timeout_s + 5)
+    else:
+        journal = IdempotencyStore(config.state_dir, config.idempotency_ttl_s)
+        journal.open()
+        kept = LocalRecords(journal)
     app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS],
                            Idempotency(kept, app[METRICS]), relay, coordinator)
     try:
@@ -72,7 +74,8 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         if coordinator is not None:
             await coordinator.close()
         audit.close()
-        records.close()
+        if journal is not None:
+            journal.close()
         await nonces.settle()
         nonces.close()
 
