@@ -4,7 +4,14 @@ Why a lease and not just a shared counter: a counter gives unique nonces, not ar
 rejects a nonce that arrives after a higher one (40009; calls/nonce.py). So, as the per-key turn does
 inside one daemon, the lease is taken when the nonce is drawn and held until EXMO answers or the
 upstream timeout abandons the call; its TTL outlives that timeout, so a daemon killed while holding it
-holds up the key for at most the TTL. Only the holder's token releases it.
+holds up the key for at most the TTL. Only the call that took it releases it (each call's lease value
+is this daemon's token and a number of its own).
+
+One round trip per call: the lease, a slot of the shared rate limit and the nonce come from one
+script (coord/scripts.TAKE). The release is not on the call's way: it lingers LINGER_S, and this
+daemon's next call on the key, if it comes by then, takes the lease over in its own TAKE instead (a
+busy key then costs one script per call). A daemon kept waiting for a key asks for the next turn, and
+the holder leaves the key to it rather than taking it again: daemons under load take turns.
 
 The nonce is the highest of: the shared counter plus one, the clock in ms, this daemon's own sequence
 (its persisted ceiling after a restart: a Redis that lost writes in a failover cannot make a nonce go
