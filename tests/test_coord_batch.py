@@ -20,7 +20,7 @@ from proxy.calls.nonce_store import key_id
 from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.config.coordination import parse_url
 from proxy.coord.client import CoordinationUnavailable, Coordinator, key_for
-from tests.redis_stack import REDIS_MARKS, Redis
+from tests.redis_stack import REDIS_MARKS, Redis, start_redis
 
 pytestmark = REDIS_MARKS
 
@@ -33,6 +33,10 @@ def _cli(redis: Redis, *args: str) -> str:
 def _coordinator(redis: Redis, timeout_s: float = 0.5) -> Coordinator:
     settings = parse_url(redis.url)
     return Coordinator(type(settings)(url=settings.url, timeout_s=timeout_s))
+
+
+def _no_orphan(found: Any) -> None:
+    """These calls wait for their TAKE: nothing is orphaned."""
 
 
 def _clients(redis: Redis) -> int:
@@ -48,7 +52,7 @@ def test_commands_of_one_pass_share_a_round_trip(redis_server: Redis) -> None:
             found = await asyncio.gather(
                 coordinator.get("one"), coordinator.set("two", "2", 60, only_new=True),
                 coordinator.set("one", "x", 60, only_new=True), coordinator.get("nothing"),
-                coordinator.delete("gone"))
+                coordinator.delete_if("gone", "x"))
             # sent one by one, five commands at once would have needed five connections
             return [*found, _clients(redis_server)]
         finally:
@@ -114,3 +118,49 @@ def test_a_lease_whose_waiter_gave_up_is_given_back(redis_server: Redis, tmp_pat
             book.close()
 
     assert asyncio.run(go()) == [0, 1, 0]
+
+
+def test_a_late_take_changes_nothing(redis_server: Redis) -> None:
+    """A TAKE that reaches Redis after this daemon's next call on the key took the lease (its call
+    gave up, the next went ahead) neither takes that lease over nor frees it."""
+    keys = ["{k}:lease", "{k}:nonce", "{k}:want"]
+
+    async def go() -> tuple[int, int, str]:
+        coordinator = _coordinator(redis_server)
+        await coordinator.start()
+        try:
+            newer, older = coordinator.owner + "12", coordinator.owner + "9"
+            first = await coordinator.take(keys, newer, 1000, 60_000, 1, 10**6, 50, orphan=_no_orphan)
+            late = await coordinator.take(keys, older, 1000, 60_000, 1, 10**6, 50, orphan=_no_orphan)
+            return first[0], late[0], _cli(redis_server, "GET", keys[0])
+        finally:
+            await coordinator.close()
+
+    taken, late, holder = asyncio.run(go())
+    assert (taken, late) == (1, 0)
+    assert holder.endswith(":12")
+
+
+def test_a_replica_is_a_problem_not_an_answer(redis_server: Redis, tmp_path: Path) -> None:
+    """Pointed at a replica (a failover behind a plain URL): its reads would pass, but signed calls
+    need writes: the health check reports the problem and a TAKE is refused, not answered."""
+    replica = start_redis(tmp_path / "replica")
+    try:
+        _cli(replica, "REPLICAOF", "127.0.0.1", str(redis_server.port))
+
+        async def go() -> tuple[str | None, str]:
+            coordinator = _coordinator(replica)
+            await coordinator.start()
+            try:
+                with pytest.raises(CoordinationUnavailable) as refused:
+                    await coordinator.take(["{k}:lease", "{k}:nonce", "{k}:want"], coordinator.owner + "1",
+                                           1000, 60_000, 1, 10**6, 50, orphan=_no_orphan)
+                return coordinator.problem, str(refused.value)
+            finally:
+                await coordinator.close()
+
+        problem, refusal = asyncio.run(go())
+        assert problem is not None and "ReadOnlyError" in problem
+        assert "ReadOnlyError" in refusal
+    finally:
+        replica.stop()

@@ -44,10 +44,19 @@ def test_a_sealed_redis_password(make_stack: Callable[..., Stack], tmp_path: Pat
         first, second = daemons(stack, redis, 2, configured=True)
         answers = asyncio.run(alternating([first.url, second.url], clients=3, calls=4))
         assert all(a[0] == 200 and a[1].get("result") is True for a in answers), answers[:2]
+        outputs = [stored.stdout, stored.stderr, checked.stdout, checked.stderr]
         halted = cli("halt", "on", "--reason", "drill", *common)
         assert halted.returncode == 0 and "HALTED" in halted.stdout, halted.stderr
+        outputs += [halted.stdout, halted.stderr]
         assert cli("halt", "off", *common).returncode == 0
-        outputs = [stored.stdout, stored.stderr, checked.stdout, checked.stderr, halted.stdout, halted.stderr]
+        # No passphrase at hand (an emergency at a shell): this host's switch is still set, and the
+        # message says the others were not told.
+        local = stack.tmp / "state-0"
+        blind = cli("halt", "on", "--config", str(stack.config), "--state-dir", str(local))
+        assert blind.returncode == 2 and "this host's switch is on" in blind.stderr, blind.stderr
+        assert (local / "halt.json").exists()
+        assert cli("halt", "off", *common, "--state-dir", str(local)).returncode == 0
+        outputs += [blind.stdout, blind.stderr]
         for service in (first, second):
             outputs += [service.log(), _process_text(service.proc.pid)]
         assert not [o for o in outputs if password in o]

@@ -69,7 +69,8 @@ class SharedRecords:
         self._coordinator = coordinator
         self.ttl_s, self.busy_s = ttl_s, busy_s  # busy_s: the longest a call can take, queued and sent
         self._owner = secrets.token_hex(8)  # this process: a record it began is in flight here
-        self._begun: dict[str, tuple[str, float]] = {}  # the records of calls in flight here
+        # the records of calls in flight here: fingerprint, created, the record's text as written
+        self._begun: dict[str, tuple[str, float, str]] = {}
 
     def reconfigure(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
@@ -80,17 +81,17 @@ class SharedRecords:
 
     async def begin(self, scope: str, fingerprint: str) -> Record | None:
         now = time.time()
-        doc = {"fp": fingerprint, "created": now, "owner": self._owner, "until": now + self.busy_s}
+        text = json.dumps({"fp": fingerprint, "created": now, "owner": self._owner,
+                           "until": now + self.busy_s, "begun": secrets.token_hex(8)})
         for _ in range(2):  # the other record may expire between the two calls
-            made = await self._coordinator.set(_key(scope), json.dumps(doc), max(1, int(self.ttl_s)),
-                                               only_new=True)
-            existing = None if made else await self.get(scope)
-            # (the second case: this SET ran and its reply was lost, so redis-py sent it again)
-            if made or (existing is not None and (existing.owner, existing.created) == (self._owner, now)):
-                self._begun[scope] = fingerprint, now
+            made = await self._coordinator.set(_key(scope), text, max(1, int(self.ttl_s)), only_new=True)
+            raw = None if made else await self._coordinator.get(_key(scope))
+            # (raw == text: this SET ran and its reply was lost, so it was sent again and refused)
+            if made or raw == text.encode():
+                self._begun[scope] = fingerprint, now, text
                 return None
-            if existing is not None:
-                return existing
+            if raw is not None:
+                return _record(raw)
         raise CoordinationUnavailable("Redis would neither take nor show this Idempotency-Key's record")
 
     async def complete(self, scope: str, answer: Answer) -> None:
@@ -99,22 +100,25 @@ class SharedRecords:
             "content_type": answer.content_type}}
         try:
             begun = self._begun.pop(scope, None)
-            if begun is None:  # a record left pending by another daemon, now answered here
-                current = await self.get(scope)
-                begun = (current.fingerprint, current.created) if current is not None else None
             if begun is not None:
-                doc["fp"], doc["created"] = begun
+                doc["fp"], doc["created"] = begun[0], begun[1]
+            else:  # a record left pending by another daemon, now answered here
+                current = await self.get(scope)
+                if current is not None:
+                    doc["fp"], doc["created"] = current.fingerprint, current.created
             await self._coordinator.set(_key(scope), json.dumps(doc), max(1, int(self.ttl_s)))
         except CoordinationUnavailable:  # the answer still goes back; a retry finds the record pending
             log.warning("the answer of an Idempotency-Key call could not be kept in Redis; a retry will be"
                         " answered 'outcome unknown' once the call's time is up")
 
     async def release(self, scope: str) -> None:
-        self._begun.pop(scope, None)
+        """The call was not sent: remove its pending record, if it is still the one this call wrote
+        (compared in Redis, so a resent delete cannot remove another daemon's newer record)."""
+        begun = self._begun.pop(scope, None)
+        if begun is None:
+            return
         try:
-            current = await self.get(scope)
-            if current is not None and current.answer is None and current.owner == self._owner:
-                await self._coordinator.delete(_key(scope))
+            await self._coordinator.delete_if(_key(scope), begun[2])
         except CoordinationUnavailable:
             log.warning("a not-sent Idempotency-Key call's record could not be removed from Redis; it is"
                         " answered 'outcome unknown' once the call's time is up")

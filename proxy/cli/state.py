@@ -20,10 +20,11 @@ from proxy.config import yamlfile
 from proxy.config.checks import ConfigError
 from proxy.config.coordination import RedisSettings
 from proxy.config.load import open_redis_password
-from proxy.config.model import validate
+from proxy.config.model import Document, validate
 from proxy.coord.client import CoordinationUnavailable, Coordinator, connected
 from proxy.policy import halt
-from proxy.vault.passphrase import PassphraseSources
+from proxy.vault.encryption import UnlockError, ValueAuthError
+from proxy.vault.passphrase import PassphraseError, PassphraseSources
 
 
 def resolve_state_dir(path: Path, override: str | None) -> Path:
@@ -36,9 +37,11 @@ def resolve_state_dir(path: Path, override: str | None) -> Path:
 def halt_command(path: Path, state: str, reason: str, state_dir: Path, sources: PassphraseSources,
                  console: Console) -> None:
     """`exmo-proxy halt on|off|status`: the flag lives in state_dir; a running daemon sees it at once.
-    With `redis` in the config it is also written to Redis, where every daemon sees it within a second."""
-    settings = _redis_settings(path, sources)
-    if not nonce_store.in_use(state_dir) and settings is None:
+    With `redis` in the config it is also written to Redis, where every daemon sees it within a second.
+    This host's switch is set first: a passphrase or a Redis that fails never keeps it from stopping."""
+    document = _document(path)
+    shared = document.redis if document is not None else None
+    if not nonce_store.in_use(state_dir) and shared is None:
         console.warn(f"warning: no running daemon uses {state_dir}; if yours runs with --state-dir or"
                      " $STATE_DIRECTORY, pass the same --state-dir here")
     if state in ("on", "off"):
@@ -47,21 +50,26 @@ def halt_command(path: Path, state: str, reason: str, state_dir: Path, sources: 
         except OSError as exc:
             raise ConfigError(f"{state_dir}: cannot write the halt switch: {exc.strerror}") from None
     info = halt.halt_info(state_dir)
-    if settings is not None:
+    if document is not None and shared is not None:
+        try:
+            settings = open_redis_password(document, sources.get)
+        except (ConfigError, PassphraseError, UnlockError, ValueAuthError) as exc:
+            done = f"this host's switch is {state}; " if state in ("on", "off") else ""
+            raise ConfigError(f"redis: {done}the Redis password could not be decrypted ({exc}), so the"
+                              " other daemons' switch was not read or changed") from None
         info = asyncio.run(_shared_halt(settings, state, info)) or info
     if info is None:
-        console.out(f"trading is ON ({state_dir}{' and ' + settings.where if settings else ''})")
+        console.out(f"trading is ON ({state_dir}{' and ' + shared.where if shared else ''})")
     else:
         console.out(f"trading is HALTED since {info.get('since', '?')}: only reads, cancels and position"
                     f" closes are signed. {info.get('reason') or ''}".rstrip())
 
 
-def _redis_settings(path: Path, sources: PassphraseSources) -> RedisSettings | None:
+def _document(path: Path) -> Document | None:
     try:
-        document = validate(yamlfile.read_document(path), path)
+        return validate(yamlfile.read_document(path), path)
     except ConfigError:
         return None  # no readable config: the local switch alone (the daemon may run from elsewhere)
-    return open_redis_password(document, sources.get) if document.redis is not None else None
 
 
 async def _shared_halt(settings: RedisSettings, state: str, local: dict[str, Any] | None,

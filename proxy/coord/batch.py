@@ -25,14 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.exceptions import (
+    BusyLoadingError,
+    MasterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as Disconnected
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as TimedOut
+
+log = logging.getLogger(__name__)
 
 RETRIES, RETRY_AFTER_S = 2, 0.02
 Run = Callable[[Callable[[aioredis.Redis], Awaitable[list[Any]]]], Awaitable[list[Any]]]
@@ -76,12 +85,18 @@ class Batch:
         return self.command("EVALSHA", sha, len(keys), *keys, *args, orphan=orphan)
 
     async def close(self) -> None:
-        """Let the batches on their way finish (their waiters and orphans are answered)."""
-        if self._sending:
+        """Let the batches on their way finish (their waiters and orphans are answered), and those
+        they start (an orphan's release)."""
+        while self._sending:
             await asyncio.gather(*self._sending, return_exceptions=True)
 
     async def _send(self) -> None:
         items, self._queued = self._queued, []
+        # A command with an orphan hook (a TAKE) whose waiter gave up before it went out is not sent:
+        # what it would take, nobody would use.
+        items = [item for item in items if item.orphan is None or not item.future.cancelled()]
+        if not items:
+            return
         try:
             results = await self._run(lambda client: self._execute(client, [item.args for item in items]))
         except Exception as exc:  # every waiter gets the batch's failure
@@ -96,7 +111,10 @@ class Batch:
                 else:
                     item.future.set_result(result)
             elif item.orphan is not None and not isinstance(result, BaseException):
-                item.orphan(result)
+                try:
+                    item.orphan(result)
+                except Exception:  # one orphan's failure must not leave the other waiters hanging
+                    log.exception("giving back what a cancelled Redis command took failed")
 
     async def _execute(self, client: aioredis.Redis, commands: list[tuple[Any, ...]]) -> list[Any]:
         results = await self._exchange(client, commands)
@@ -139,5 +157,10 @@ class Batch:
 async def _reply(connection: Any) -> Any:
     try:
         return await connection.read_response()
+    except (ReadOnlyError, BusyLoadingError, MasterDownError) as exc:
+        # Not the primary (a failover behind a plain URL), or not ready: as a broken connection, so
+        # that it is opened again (and the name resolved again), and the batch sent again.
+        await connection.disconnect()
+        raise Disconnected(f"Redis answered {type(exc).__name__}: {exc}") from None
     except ResponseError as exc:
         return exc

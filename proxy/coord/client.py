@@ -52,6 +52,7 @@ def key_for(kid: str, what: str) -> str:
 
 HALT_KEY = PREFIX + "halt"
 RATE_KEY, PAUSE_KEY = PREFIX + "rate:tat", PREFIX + "rate:pause"
+ALIVE_KEY = PREFIX + "alive:"  # + a daemon's owner token: the health check's write
 
 
 class Coordinator:
@@ -70,6 +71,7 @@ class Coordinator:
         self._health: asyncio.Task[None] | None = None
         self._batch = Batch(self.run, self._failed, scripts.BY_NAME)
         self._lingering: dict[str, tuple[str, asyncio.TimerHandle]] = {}  # lease key: value, timer
+        self._closing = False
 
     async def start(self) -> None:
         self._client = _client(self.settings, read_password(self.settings))
@@ -81,6 +83,7 @@ class Coordinator:
             self._health.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health
+        self._closing = True  # a release from now on (an orphan's) is sent at once
         for lease in list(self._lingering):
             self._lingering[lease][1].cancel()
             self._release_lingering(lease)
@@ -89,10 +92,13 @@ class Coordinator:
             await self._client.aclose()
 
     async def check(self) -> None:
-        """PING and read the shared halt switch; sets or clears `problem`."""
+        """Write to Redis (a replica answers reads but refuses writes, and signed calls need writes)
+        and read the shared halt switch, in one round trip; sets or clears `problem`."""
         started = time.perf_counter()  # not loop.time(): uvloop's has millisecond resolution
         try:
-            raw = await self.run(lambda r: r.get(HALT_KEY), quiet=True)
+            _alive, raw = await asyncio.gather(
+                self._batch.command("SET", ALIVE_KEY + self.owner, "1", "PX", 3000),
+                self._batch.command("GET", HALT_KEY))
         except CoordinationUnavailable:
             if self._on_check is not None:
                 self._on_check(None, self.errors)
@@ -140,7 +146,10 @@ class Coordinator:
         try:
             found = await self._batch.script("take", [lease, counter, RATE_KEY, PAUSE_KEY, want], args,
                                              orphan=orphan)
-        except BaseException:  # TAKE may not have run: the last call's lease is freed after all
+        except BaseException:
+            # Refused or cut off: TAKE may have run, or not. Free whatever it may have taken, and the
+            # last call's lease (a release matches its exact value: harmless for a lease not taken).
+            self._send_release(lease, value)
             if lingering is not None:
                 self._send_release(lease, lingering[0])
             raise
@@ -150,15 +159,19 @@ class Coordinator:
         """Free a lease taken with `value`; not awaited: a call's answer never waits for it. With
         `linger_s`, sent only if this daemon's next call on the key has not begun by then (its TAKE
         does the release's work in the same round trip)."""
-        if linger_s <= 0:
+        if linger_s <= 0 or self._closing:
             self._send_release(lease, value)
             return
+        if lease in self._lingering:  # not expected (a TAKE comes between two releases): send both
+            self._release_lingering(lease)
         handle = asyncio.get_running_loop().call_later(linger_s, self._release_lingering, lease)
         self._lingering[lease] = value, handle
 
     def _release_lingering(self, lease: str) -> None:
-        value, _handle = self._lingering.pop(lease)
-        self._send_release(lease, value)
+        found = self._lingering.pop(lease, None)
+        if found is not None:
+            found[1].cancel()
+            self._send_release(lease, found[0])
 
     def _send_release(self, lease: str, value: str) -> None:
         self._batch.script("release", [lease], [value]).add_done_callback(self._released)
@@ -181,8 +194,9 @@ class Coordinator:
         """SET with a TTL in seconds; `only_new`: NX (False when the key exists already)."""
         return bool(await self._batch.command("SET", key, value, "EX", ttl_s, *(["NX"] if only_new else [])))
 
-    async def delete(self, key: str) -> None:
-        await self._batch.command("DEL", key)
+    async def delete_if(self, key: str, value: str) -> None:
+        """Delete `key` only if it still holds `value` (scripts.RELEASE)."""
+        await self._batch.script("release", [key], [value])
 
     async def set_halt(self, doc: dict[str, Any] | None) -> None:
         """`exmo-proxy halt on|off` with Redis in the config: every daemon sees it within a second."""

@@ -77,10 +77,15 @@ return 1
 # turn (`want`, kept while it keeps asking), so that a daemon with a queue of calls on the key cannot
 # keep it from the others: while another daemon wants it, the key is not taken again (a lease of this
 # daemon's own is given up) but left for that one: {0, ms left of the want}. Whatever the outcome, a
-# lease of this daemon's own is taken over or freed, so its release need not be sent (client.py).
+# lease of this daemon's own is taken over or freed, so its release need not be sent (client.py) —
+# unless it is a later call's (its number is higher): this TAKE then arrived late (its call gave up,
+# the next one went ahead) and changes nothing: {0, ms left}.
 TAKE = DECIMALS + """
 local holder = redis.call('GET', KEYS[1])
 local mine = holder and string.sub(holder, 1, #ARGV[1]) == ARGV[1]
+if mine and longer(string.sub(holder, #ARGV[1] + 1), string.sub(ARGV[2], #ARGV[1] + 1)) then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
 local want = redis.call('GET', KEYS[5])
 if holder and not mine then
   if not want or want == ARGV[1] then redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[7]) end
