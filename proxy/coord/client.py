@@ -144,8 +144,8 @@ class Coordinator:
             lingering[1].cancel()
         args = [self.owner, value, str(candidate), ttl_ms, interval_us, most_wait_us, want_ms]
         try:
-            found = await self._batch.script("take", [lease, counter, RATE_KEY, PAUSE_KEY, want], args,
-                                             orphan=orphan)
+            found = await self._batch.call_script("take", [lease, counter, RATE_KEY, PAUSE_KEY, want], args,
+                                                  orphan=orphan)
         except BaseException:
             # Refused or cut off: TAKE may have run, or not. Free whatever it may have taken, and the
             # last call's lease (a release matches its exact value: harmless for a lease not taken).
@@ -181,22 +181,23 @@ class Coordinator:
             log.warning("could not release a key's lease in Redis; it expires on its own within its TTL")
 
     async def rate(self, interval_us: int, most_wait_us: int) -> tuple[int, int]:
-        state, wait = await self._batch.script("rate", [RATE_KEY, PAUSE_KEY], [interval_us, most_wait_us])
+        state, wait = await self._batch.call_script("rate", [RATE_KEY, PAUSE_KEY],
+                                                    [interval_us, most_wait_us])
         return int(state), int(wait)
 
     async def pause(self, seconds: float) -> None:
-        await self._batch.script("pause", [PAUSE_KEY], [seconds])
+        await self._batch.call_script("pause", [PAUSE_KEY], [seconds])
 
     async def get(self, key: str) -> Any:
-        return await self._batch.command("GET", key)
+        return await self._batch.call("GET", key)
 
     async def set(self, key: str, value: str, ttl_s: int, only_new: bool = False) -> bool:
         """SET with a TTL in seconds; `only_new`: NX (False when the key exists already)."""
-        return bool(await self._batch.command("SET", key, value, "EX", ttl_s, *(["NX"] if only_new else [])))
+        return bool(await self._batch.call("SET", key, value, "EX", ttl_s, *(["NX"] if only_new else [])))
 
     async def delete_if(self, key: str, value: str) -> None:
         """Delete `key` only if it still holds `value` (scripts.RELEASE)."""
-        await self._batch.script("release", [key], [value])
+        await self._batch.call_script("release", [key], [value])
 
     async def set_halt(self, doc: dict[str, Any] | None) -> None:
         """`exmo-proxy halt on|off` with Redis in the config: every daemon sees it within a second."""
