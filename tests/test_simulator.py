@@ -258,6 +258,32 @@ async def test_resting_order_lifecycle(trader: Trader) -> None:
     assert again == {"result": False, "error": f"Error 50173: Order with id {order_id} was not found."}
 
 
+async def test_a_resting_order_fills_when_the_market_moves_through_it(trader: Trader) -> None:
+    """`POST /_sim/market` moves a price (a test control): a resting buy the new book reaches fills
+    as maker at its own price, partly while the book offers less than it holds; the book, ticker and
+    trades follow the new price."""
+    created = await trader.post("order_create", pair="BTC_USDT", quantity="0.8", price="50000", type="buy")
+    order_id = str(created["order_id"])
+    moved = await trader.client.post("/_sim/market?pair=BTC_USDT&price=49990")
+    assert moved.status == 200 and (await moved.json())["price"] == "49990"
+    # the ask is now 49990 x 1.0005 = 50014.995 → 50015: above 50000, nothing fills yet
+    assert [o["order_id"] for o in (await trader.post("user_open_orders"))["BTC_USDT"]] == [order_id]
+    await trader.client.post("/_sim/market?pair=BTC_USDT&price=49970")  # ask 49994.99: level 0.5
+    left = (await trader.post("user_open_orders"))["BTC_USDT"][0]
+    assert (left["quantity"], left["amount"]) == ("0.3", "15000")
+    trade = (await trader.post("user_trades", pair="BTC_USDT"))["BTC_USDT"][0]
+    assert (trade["price"], trade["quantity"], trade["exec_type"]) == ("50000", "0.5", "maker")
+    await trader.client.post("/_sim/market?pair=BTC_USDT&price=49000")
+    assert await trader.post("user_open_orders") == {}
+    free, reserved = await balances(trader)
+    assert (free["USDT"], reserved["USDT"]) == (Decimal(100000) - Decimal(40000), Decimal(0))
+    assert free["BTC"] == Decimal(10) + Decimal("0.8") - Decimal("0.0032")  # 0.4 % of what it bought
+    ticker = await (await trader.client.get("/v1.1/ticker")).json()
+    assert ticker["BTC_USDT"]["last_trade"] == "49000"
+    bad = await trader.client.post("/_sim/market?pair=NOPE&price=1")
+    assert bad.status == 400
+
+
 async def test_market_order_fills_and_shows_in_trades(trader: Trader) -> None:
     """A market buy fills at the ask, pays the taker commission and appears in user_trades."""
     created = await trader.post("order_create", pair="BTC_USDT", quantity="0.01", price="0",
@@ -275,12 +301,14 @@ async def test_market_order_fills_and_shows_in_trades(trader: Trader) -> None:
     assert (detail["in_currency"], detail["out_currency"], detail["out_amount"]) == ("BTC", "USDT", "600.3")
 
 
-async def test_crossing_limit_sell_fills_at_bid(trader: Trader) -> None:
-    """A limit sell at or below the bid fills at once and leaves nothing open."""
+async def test_crossing_limit_sell_takes_the_bids(trader: Trader) -> None:
+    """A limit sell below the bid takes the bid levels down to its price, best first, as taker
+    (0.5 at the bid 2998.5, then 0.5 of the next level's 0.75 at 2997), and leaves nothing open."""
     await trader.post("order_create", pair="ETH_USDT", quantity="1", price="2000", type="sell")
     assert await trader.post("user_open_orders") == {}
-    trade = (await trader.post("user_trades", pair="ETH_USDT"))["ETH_USDT"][0]
-    assert (trade["price"], trade["amount"]) == ("2998.5", "2998.5")
+    trades = (await trader.post("user_trades", pair="ETH_USDT"))["ETH_USDT"]
+    assert [(t["price"], t["quantity"], t["exec_type"]) for t in trades] == [
+        ("2997", "0.5", "taker"), ("2998.5", "0.5", "taker")]  # newest first
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ class CallRecord:
     nonce: int | None = None
     response: UpstreamResponse | None = None
     replayed: bool = False  # the answer of an earlier call with the same Idempotency-Key, not sent
+    paper: bool = False  # a paper account's call: answered from the paper ledger, not sent (SPEC §11)
     _exmo: tuple[bool | None, str | None] | None = None
 
     def signed(self, nonce: int) -> None:
@@ -113,6 +114,8 @@ class AuditTrail:
             exmo_result=result, exmo_error_code=code, outcome=outcome, settings=self.settings,
             latency_ms=(time.monotonic() - record.started) * 1000,
         )
+        if record.paper:
+            entry["paper"] = True  # answered from the paper ledger; nothing was signed or sent
         self._record(entry)
 
     def stream_event(self, *, request_id: str, client: str | None, account: str, method: str,

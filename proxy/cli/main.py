@@ -44,7 +44,8 @@ def _sources(args: argparse.Namespace) -> PassphraseSources:
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
     state_dir = str(Path(args.state_dir).resolve()) if args.state_dir else None  # relative to the cwd
     pairs = {"listen": args.listen, "upstream": args.upstream, "ws_upstream": args.ws_upstream,
-             "redis_url": args.redis_url, "state_dir": state_dir}
+             "redis_url": args.redis_url, "state_dir": state_dir,
+             "paper": "all" if getattr(args, "paper", False) else None}
     return {k: v for k, v in pairs.items() if v is not None}
 
 

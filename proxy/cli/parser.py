@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--redis-url", help="Redis shared by several daemons (overrides redis.url); no"
                                            " password here: `exmo-proxy redis password`")
         p.add_argument("--state-dir", help="state directory (overrides the file)")
+        p.add_argument("--paper", action="store_true", help="paper-trade every account: private calls are"
+                                                            " answered from a local ledger, never sent")
 
     sim = sub.add_parser("simulator", parents=[common], help="run a local EXMO-compatible exchange")
     sim.add_argument("--listen", default="127.0.0.1:8081")

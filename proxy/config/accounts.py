@@ -24,7 +24,7 @@ PAIR_NAME = re.compile(r"^[A-Z0-9]{2,12}_[A-Z0-9]{2,12}$")
 
 POLICY_KEYS = {"allow", "allow_withdrawals", "read_only", "withdraw_addresses", "allowed_pairs",
                "max_order_quantity", "max_order_notional", "rate_per_second"}
-ACCOUNT_KEYS = {"key", "secret", *POLICY_KEYS}
+ACCOUNT_KEYS = {"key", "secret", "paper", *POLICY_KEYS}
 
 
 def _empty() -> Mapping[str, Decimal]:
@@ -155,6 +155,7 @@ class AccountOf(Generic[SecretT]):
     key: str
     secret: SecretT = field(repr=False)
     policy: AccountPolicy = field(default_factory=AccountPolicy)
+    paper: bool = False  # paper trading (SPEC §11): its private calls never leave the daemon
 
     @property
     def secret_path(self) -> str:
@@ -165,7 +166,8 @@ SealedAccount = AccountOf[str]  # as read from the file: the secret is its `enc:
 Account = AccountOf[Secret]  # decrypted: what the daemon signs with
 
 
-def sealed_account(name: Any, raw: Any) -> SealedAccount:
+def sealed_account(name: Any, raw: Any, paper: bool = False) -> SealedAccount:
+    """One account entry; `paper` (run --paper) makes it a paper account whatever it says."""
     where = f"accounts.{check_name(name, 'accounts')}"
     entry = check_keys(raw, ACCOUNT_KEYS, where)
     for required in ("key", "secret"):
@@ -178,4 +180,5 @@ def sealed_account(name: Any, raw: Any) -> SealedAccount:
             f"`exmo-proxy account set-secret {name}`"
         )
     return SealedAccount(name, check_api_key(entry["key"], f"{where}.key"), secret,
-                         account_policy(entry, where))
+                         account_policy(entry, where),
+                         paper or check_bool(entry.get("paper", False), f"{where}.paper"))

@@ -84,7 +84,8 @@ def unsealing(document: Document, passphrase: Secret) -> Unsealing:
 def assemble(document: Document, values: Mapping[str, str]) -> Config:
     """The Config, given the decrypted values by path."""
     config = with_accounts(document, {
-        a.name: Account(a.name, a.key, Secret(values[a.secret_path]), a.policy) for a in document.accounts})
+        a.name: Account(a.name, a.key, Secret(values[a.secret_path]), a.policy, a.paper)
+        for a in document.accounts})
     if config.redis is not None and SEALED_AT in values:
         config = replace(config, redis=replace(config.redis, password=Secret(values[SEALED_AT])))
     return config

@@ -32,6 +32,7 @@ from proxy.config.addresses import (
 from proxy.config.checks import ConfigError, check_keys, check_name, check_string
 from proxy.config.clients import Client, client
 from proxy.config.coordination import RedisSettings, redis
+from proxy.config.paper import PaperSettings, paper
 from proxy.config.sections import RESTART_ONLY, AuditSettings, Features, Limits, Streams
 from proxy.vault.encryption import KdfParams
 
@@ -76,6 +77,7 @@ class Settings(Generic[AccountsT]):
     ws_upstream: str = DEFAULT_WS_UPSTREAM  # EXMO's WebSocket API, for streams opened from here on
     streams: Streams = field(default_factory=Streams)
     redis: RedisSettings | None = field(default=None, metadata=RESTART_ONLY)  # shared state (SPEC §10)
+    paper: PaperSettings = field(default_factory=PaperSettings)  # paper trading's balances (SPEC §11)
 
 
 Document = Settings[tuple[SealedAccount, ...]]  # as validated: secrets sealed, accounts in file order
@@ -123,6 +125,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
     """Check every key of `doc` (with CLI `overrides` applied); nothing is decrypted."""
     overrides = dict(overrides or {})
     redis_url = overrides.pop("redis_url", None)  # run --redis-url: the url inside the redis section
+    all_paper = overrides.pop("paper", None) is not None  # run --paper: every account paper-trades
     doc = {**doc, **overrides}
     if redis_url is not None:
         raw_redis = doc.get("redis")
@@ -131,7 +134,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
     raw_accounts = doc.get("accounts") or {}
     if not isinstance(raw_accounts, dict) or not raw_accounts:
         raise ConfigError("accounts: at least one account is needed (`exmo-proxy account add NAME`)")
-    accounts = tuple(sealed_account(n, a) for n, a in raw_accounts.items())
+    accounts = tuple(sealed_account(n, a, all_paper) for n, a in raw_accounts.items())
     clients = _clients(doc.get("clients"), frozenset(a.name for a in accounts))
     listen = _listen(doc.get("listen", DEFAULT_LISTEN))
     if not listen.is_loopback and not clients:
@@ -157,6 +160,7 @@ def validate(doc: dict[str, Any], path: Path, overrides: Mapping[str, str] | Non
         ws_upstream=check_ws_upstream(doc.get("ws_upstream", DEFAULT_WS_UPSTREAM)),
         streams=sections.streams(doc.get("streams")),
         redis=redis(doc.get("redis"), path.resolve().parent),
+        paper=paper(doc.get("paper")),
     )
 
 

@@ -2,8 +2,9 @@
 
 ``/v1/{method}`` and ``/v1.1/{method}`` (a trailing slash is accepted, exmo-api.md §1.1) answer
 GET and POST; ``/v1/public``, ``/v1/private`` and ``/v1/margin/private`` upgrade to EXMO's WebSocket
-API (ws.py), and a private call that succeeds tells the account's sockets. ``GET /_sim/stats`` and
-``POST /_sim/ws/maintenance`` and ``POST /_sim/ws/flood`` exist only on the simulator.
+API (ws.py), and a private call that succeeds tells the account's sockets. ``GET /_sim/stats``,
+``POST /_sim/market`` (move a pair's price), ``POST /_sim/ws/maintenance`` and ``POST /_sim/ws/flood``
+exist only on the simulator.
 Every API answer, error or not, is HTTP 200 JSON with ``charset=utf-8`` (§4.1).
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
 
+from proxy.exchange.errors import ExmoError
+from proxy.simulator import market
 from proxy.simulator.config import SimulatorConfig
-from proxy.simulator.errors import ExmoError
 from proxy.simulator.pipeline import Call, Simulator
 from proxy.simulator.ws import PATHS, Hub
 from proxy.simulator.ws_routes import HUB, handle_flood, handle_maintenance, handle_socket, run_market
@@ -72,6 +75,24 @@ async def handle_socket_or_api(request: web.Request) -> web.StreamResponse:
     return await handle_api(request)
 
 
+async def handle_market(request: web.Request) -> web.Response:
+    """`POST /_sim/market?pair=P&price=X` (a test control, not EXMO's): the market of P moves to X;
+    resting orders it crosses fill as maker, and their accounts' sockets hear it. The fills."""
+    pair = market.find(request.query.get("pair", ""))
+    try:
+        price = Decimal(request.query.get("price", ""))
+    except InvalidOperation:
+        price = Decimal(0)
+    if pair is None or not price.is_finite() or price <= 0:
+        return web.json_response({"error": "pair=KNOWN_PAIR&price=POSITIVE_NUMBER"}, status=400)
+    exchange = request.app[SIMULATOR].exchange
+    fills = exchange.move(pair, price)
+    for key in fills:
+        await request.app[HUB].changed(key)
+    return web.json_response({"pair": pair.name, "price": market.num(exchange.price(pair)),
+                              "fills": {key[:8]: len(trades) for key, trades in fills.items()}})
+
+
 async def handle_stats(request: web.Request) -> web.Response:
     return exmo_json({**request.app[SIMULATOR].stats_snapshot(), "ws": request.app[HUB].snapshot()})
 
@@ -80,8 +101,7 @@ def create_simulator_app(config: SimulatorConfig) -> web.Application:
     """The simulator as an aiohttp application (used by tests and ``serve_simulator``)."""
     app = web.Application(middlewares=[exmo_errors])
     simulator = app[SIMULATOR] = Simulator(config)
-    app[HUB] = Hub(dict(config.accounts), lambda key: simulator.exchange.accounts[key],
-                   simulator.nonces.accept)
+    app[HUB] = Hub(dict(config.accounts), simulator.exchange, simulator.nonces.accept)
     for path in PATHS:
         app.router.add_get(path, handle_socket_or_api, allow_head=False)
     app.router.add_post("/_sim/ws/maintenance", handle_maintenance)
@@ -90,4 +110,5 @@ def create_simulator_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get(API_ROUTE, handle_api, allow_head=False)
     app.router.add_post(API_ROUTE, handle_api)
     app.router.add_get("/_sim/stats", handle_stats, allow_head=False)
+    app.router.add_post("/_sim/market", handle_market)
     return app

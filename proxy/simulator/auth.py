@@ -11,7 +11,7 @@ import hmac
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from proxy.simulator import errors
+from proxy.exchange import errors
 
 
 def expected_sign(secret: str, body: bytes) -> str:

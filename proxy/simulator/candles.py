@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from proxy.simulator import errors, market
+from proxy.exchange import errors
+from proxy.simulator import market
 
 RESOLUTION_SECONDS: dict[str, int] = {
     **{str(m): m * 60 for m in (1, 5, 15, 30, 45, 60, 120, 180, 240)},
@@ -46,7 +47,7 @@ def _candle(pair: market.Pair, start: int, step: int) -> dict[str, Any]:
     return {"t": start * 1000, "o": o, "c": c, "h": h, "l": l_, "v": volume}
 
 
-def candles_history(params: Mapping[str, str], now: int) -> dict[str, Any]:
+def candles_history(ex: Any, params: Mapping[str, str], now: int) -> dict[str, Any]:
     """Candles whose start lies in ``[from, to]``; an unknown symbol gets none."""
     start, end = _unix(params, "from"), _unix(params, "to")
     step = RESOLUTION_SECONDS.get(params.get("resolution", ""))

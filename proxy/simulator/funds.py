@@ -10,10 +10,11 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
-from proxy.simulator import errors, market
-from proxy.simulator import params as p
+from proxy.exchange import errors
+from proxy.exchange import params as p
+from proxy.exchange.params import Params
+from proxy.simulator import market
 from proxy.simulator.market import num
-from proxy.simulator.params import Params
 from proxy.simulator.state import Account, Exchange, Excode, Operation
 
 DAY = 86400

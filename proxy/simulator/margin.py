@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from proxy.simulator import errors, market
+from proxy.exchange import errors
+from proxy.exchange.params import Params
+from proxy.simulator import market
 from proxy.simulator.market import Pair, num
-from proxy.simulator.params import Params
 from proxy.simulator.state import Account, Exchange
 
 MarginAnswer = Callable[[Exchange, Account, Params], Any]

@@ -1,15 +1,23 @@
-"""The simulated market: pairs, currencies, fixed reference prices and EXMO number formatting.
+"""The simulated market: pairs, currencies, starting prices, and the synthetic order book.
 
-Prices never move, so every answer is deterministic. The pair settings mirror the fields of
-``pair_settings`` that ccxt reads (exmo-api.md §2.1; ccxt ``fetch_markets``).
+Each pair starts at its reference price; the simulator's prices move only when a test says so
+(`POST /_sim/market`, state.Exchange.move), so every answer is deterministic. The book around a
+price is a fixed ladder of levels. The pair settings mirror the fields of ``pair_settings`` that
+ccxt reads (exmo-api.md §2.1; ccxt ``fetch_markets``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cached_property
 
-EIGHT = Decimal("0.00000001")
+from proxy.exchange.book import Book
+from proxy.exchange.money import EIGHT, eight, num
+from proxy.exchange.rules import PairRules
+
+__all__ = ["EIGHT", "eight", "num"]  # re-exported: the simulator's modules take them from here
+
 SPREAD = Decimal("0.0005")  # half the bid/ask spread, as a fraction of the reference price
 COMMISSION_PERCENT = Decimal("0.4")  # taker = maker, like ccxt's pair_settings sample
 
@@ -38,14 +46,39 @@ class Pair:
 
     @property
     def bid(self) -> Decimal:
-        return self.round_price(self.reference * (1 - SPREAD))
+        return self.bid_at(self.reference)
 
     @property
     def ask(self) -> Decimal:
-        return self.round_price(self.reference * (1 + SPREAD))
+        return self.ask_at(self.reference)
+
+    def bid_at(self, price: Decimal) -> Decimal:
+        return self.round_price(price * (1 - SPREAD))
+
+    def ask_at(self, price: Decimal) -> Decimal:
+        return self.round_price(price * (1 + SPREAD))
 
     def round_price(self, value: Decimal) -> Decimal:
         return value.quantize(Decimal(1).scaleb(-self.price_precision), ROUND_HALF_EVEN)
+
+    @cached_property
+    def rules(self) -> PairRules:
+        return PairRules(self.name, self.min_quantity, self.max_quantity, self.min_price, self.max_price,
+                         self.min_amount, self.max_amount, self.price_precision, COMMISSION_PERCENT,
+                         COMMISSION_PERCENT)
+
+    def book(self, price: Decimal, depth: int = 50) -> Book:
+        """The ladder around `price`: from the ask up and the bid down, one spread-step apart."""
+        step = self.round_price(price * SPREAD) or Decimal(1).scaleb(-self.price_precision)
+        ask, bid = self.ask_at(price), self.bid_at(price)
+        asks = tuple((self.round_price(ask + step * i), level_quantity(i)) for i in range(depth))
+        bids = tuple((self.round_price(bid - step * i), level_quantity(i)) for i in range(depth)
+                     if bid - step * i > 0)
+        return Book(asks, bids)
+
+
+def level_quantity(i: int) -> Decimal:
+    return Decimal("0.5") + Decimal(i % 5) / 4
 
 
 def _pair(name: str, ref: str, qty: tuple[str, str], precision: int) -> Pair:
@@ -91,12 +124,3 @@ def pairs_named(csv: str) -> list[Pair]:
     return [pair for pair in found if pair is not None]
 
 
-def num(value: Decimal) -> str:
-    """EXMO sends numbers as plain decimal strings: ``"0"``, ``"60030"``, ``"0.1"``."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-def eight(value: Decimal) -> Decimal:
-    return value.quantize(EIGHT, ROUND_HALF_EVEN)

@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.simulator import auth, errors, private, public
+from proxy.exchange import errors
+from proxy.exchange.params import parse_form
+from proxy.simulator import auth, private, public
 from proxy.simulator.config import SimulatorConfig
-from proxy.simulator.params import parse_form
 from proxy.simulator.state import Exchange
 from proxy.simulator.stats import Stats
 
@@ -63,7 +64,7 @@ class Simulator:
         params = parse_form(call.body) if call.verb == "POST" else call.query
         self._admit(call, [f"ip:{call.remote}"])
         await self._delay()
-        return public.PUBLIC[call.method](params, int(self._wall()))
+        return public.PUBLIC[call.method](self.exchange, params, int(self._wall()))
 
     async def _private(self, call: Call) -> Any:
         self._no_query_on_post(call)

@@ -8,17 +8,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from proxy.simulator import funds, orders, reports
+from proxy.exchange import orders as engine
+from proxy.exchange import reports
+from proxy.exchange.params import Params
+from proxy.simulator import funds, orders
 from proxy.simulator.margin import MARGIN
-from proxy.simulator.params import Params
 from proxy.simulator.state import Account, Exchange
 
 PrivateAnswer = Callable[[Exchange, Account, Params], Any]
 
 PRIVATE: Mapping[str, PrivateAnswer] = {
     "user_info": reports.user_info,
-    "order_create": orders.order_create,
-    "order_cancel": orders.order_cancel,
+    "order_create": engine.order_create,
+    "order_cancel": engine.order_cancel,
     "stop_market_order_create": orders.stop_market_order_create,
     "stop_market_order_cancel": orders.stop_market_order_cancel,
     "user_open_orders": reports.user_open_orders,

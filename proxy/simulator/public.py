@@ -1,7 +1,7 @@
 """Answers to the public methods of exmo-api.md §2.1 (no signature; GET or POST).
 
 Shapes follow EXMO's examples and what ccxt's parsers read; numbers are strings like EXMO's.
-Each answer is a pure function of the parameters and the current time.
+Each answer is a function of the market's prices (state.Exchange), the parameters and the time.
 """
 
 from __future__ import annotations
@@ -10,108 +10,93 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from proxy.simulator import candles, errors, market
-from proxy.simulator import params as p
+from proxy.exchange import errors
+from proxy.exchange import params as p
+from proxy.exchange.params import Params
+from proxy.simulator import candles, market
 from proxy.simulator.market import Pair, num
-from proxy.simulator.params import Params
+from proxy.simulator.state import Exchange
 
-PublicAnswer = Callable[[Params, int], Any]
-
-
-def _level_quantity(i: int) -> Decimal:
-    return Decimal("0.5") + Decimal(i % 5) / 4
+PublicAnswer = Callable[[Exchange, Params, int], Any]
 
 
-def _side(pair: Pair, top: Decimal, step: Decimal, depth: int) -> list[list[str]]:
-    rows = []
-    for i in range(depth):
-        price = pair.round_price(top + step * i)
-        qty = _level_quantity(i)
-        rows.append([num(price), num(qty), num(market.eight(price * qty))])
-    return rows
+def _rows(levels: tuple[tuple[Decimal, Decimal], ...]) -> list[list[str]]:
+    return [[num(price), num(qty), num(market.eight(price * qty))] for price, qty in levels]
 
 
-def _book(pair: Pair, depth: int) -> dict[str, Any]:
-    step = pair.round_price(pair.reference * market.SPREAD) or Decimal(1).scaleb(-pair.price_precision)
-    ask, bid = _side(pair, pair.ask, step, depth), _side(pair, pair.bid, -step, depth)
+def _book(ex: Exchange, pair: Pair, depth: int) -> dict[str, Any]:
+    book = ex.book(pair.rules, depth)
+    ask, bid = _rows(book.asks), _rows(book.bids)
     return {
-        "ask_quantity": num(sum((Decimal(r[1]) for r in ask), Decimal(0))),
+        "ask_quantity": num(sum((q for _, q in book.asks), Decimal(0))),
         "ask_amount": num(sum((Decimal(r[2]) for r in ask), Decimal(0))),
-        "ask_top": num(pair.ask),
-        "bid_quantity": num(sum((Decimal(r[1]) for r in bid), Decimal(0))),
+        "ask_top": num(book.asks[0][0]),
+        "bid_quantity": num(sum((q for _, q in book.bids), Decimal(0))),
         "bid_amount": num(sum((Decimal(r[2]) for r in bid), Decimal(0))),
-        "bid_top": num(pair.bid),
+        "bid_top": num(book.bids[0][0]),
         "ask": ask,
         "bid": bid,
     }
 
 
-def order_book(params: Params, now: int) -> dict[str, Any]:
+def order_book(ex: Exchange, params: Params, now: int) -> dict[str, Any]:
     limit = params.get("limit", "100")
     depth = min(int(limit), 1000, 50) if limit.isdigit() and int(limit) > 0 else 50  # §2.1
-    return {pair.name: _book(pair, depth) for pair in market.pairs_named(p.require(params, "pair"))}
+    return {pair.name: _book(ex, pair, depth) for pair in market.pairs_named(p.require(params, "pair"))}
 
 
-def _trades(pair: Pair, now: int) -> list[dict[str, Any]]:
+def _trades(ex: Exchange, pair: Pair, now: int) -> list[dict[str, Any]]:
     rows = []
+    price_now = ex.price(pair)
     for i in range(20):
         side = "buy" if i % 2 == 0 else "sell"
-        price = pair.ask if side == "buy" else pair.bid
-        qty = _level_quantity(i) / 10
+        price = pair.ask_at(price_now) if side == "buy" else pair.bid_at(price_now)
+        qty = market.level_quantity(i) / 10
         rows.append({"trade_id": str(900000 + i), "date": str(now - 7 * i), "type": side,  # strings, as EXMO
                      "quantity": num(qty), "price": num(price),
                      "amount": num(market.eight(price * qty))})
     return rows
 
 
-def trades(params: Params, now: int) -> dict[str, Any]:
-    return {pair.name: _trades(pair, now) for pair in market.pairs_named(p.require(params, "pair"))}
+def trades(ex: Exchange, params: Params, now: int) -> dict[str, Any]:
+    return {pair.name: _trades(ex, pair, now) for pair in market.pairs_named(p.require(params, "pair"))}
 
 
-def _ticker(pair: Pair, now: int) -> dict[str, Any]:
-    ref, vol = pair.reference, Decimal(1000000) / pair.reference
+def _ticker(ex: Exchange, pair: Pair, now: int) -> dict[str, Any]:
+    ref = ex.price(pair)
+    vol = Decimal(1000000) / ref
     return {
-        "buy_price": num(pair.bid), "sell_price": num(pair.ask), "last_trade": num(ref),
+        "buy_price": num(pair.bid_at(ref)), "sell_price": num(pair.ask_at(ref)), "last_trade": num(ref),
         "high": num(pair.round_price(ref * Decimal("1.02"))),
         "low": num(pair.round_price(ref * Decimal("0.98"))), "avg": num(ref),
         "vol": num(market.eight(vol)), "vol_curr": num(market.eight(vol * ref)), "updated": now,
     }
 
 
-def ticker(params: Params, now: int) -> dict[str, Any]:
-    return {pair.name: _ticker(pair, now) for pair in market.PAIRS}
+def ticker(ex: Exchange, params: Params, now: int) -> dict[str, Any]:
+    return {pair.name: _ticker(ex, pair, now) for pair in market.PAIRS}
 
 
-def _settings(pair: Pair) -> dict[str, Any]:
-    return {
-        "min_quantity": num(pair.min_quantity), "max_quantity": num(pair.max_quantity),
-        "min_price": num(pair.min_price), "max_price": num(pair.max_price),
-        "max_amount": num(pair.max_amount), "min_amount": num(pair.min_amount),
-        "price_precision": pair.price_precision,
-        "commission_taker_percent": num(market.COMMISSION_PERCENT),
-        "commission_maker_percent": num(market.COMMISSION_PERCENT),
-    }
+def pair_settings(ex: Exchange, params: Params, now: int) -> dict[str, Any]:
+    return {pair.name: pair.rules.settings() for pair in market.PAIRS}
 
 
-def pair_settings(params: Params, now: int) -> dict[str, Any]:
-    return {pair.name: _settings(pair) for pair in market.PAIRS}
-
-
-def currency(params: Params, now: int) -> list[str]:
+def currency(ex: Exchange, params: Params, now: int) -> list[str]:
     return list(market.CURRENCIES)
 
 
-def currency_list_extended(params: Params, now: int) -> list[dict[str, str]]:
+def currency_list_extended(ex: Exchange, params: Params, now: int) -> list[dict[str, str]]:
     return [{"name": name, "description": text} for name, text in market.CURRENCIES.items()]
 
 
-def required_amount(params: Params, now: int) -> dict[str, str]:
+def required_amount(ex: Exchange, params: Params, now: int) -> dict[str, str]:
     pair = market.find(p.require(params, "pair"))
     quantity = p.decimal(params, "quantity")
     if pair is None:
         raise errors.invalid_value("pair")
-    amount = market.eight(quantity * pair.ask)
-    return {"quantity": num(quantity), "amount": num(amount), "avg_price": num(pair.ask)}
+    ask = pair.ask_at(ex.price(pair))
+    amount = market.eight(quantity * ask)
+    return {"quantity": num(quantity), "amount": num(amount), "avg_price": num(ask)}
 
 
 def _provider(cur: str, kind: str) -> dict[str, Any]:
@@ -121,7 +106,7 @@ def _provider(cur: str, kind: str) -> dict[str, Any]:
             "currency_confirmations": 1 if kind == "deposit" else 6}
 
 
-def crypto_providers(params: Params, now: int) -> dict[str, Any]:
+def crypto_providers(ex: Exchange, params: Params, now: int) -> dict[str, Any]:
     return {cur: [_provider(cur, "deposit"), _provider(cur, "withdraw")] for cur in market.CRYPTO}
 
 

@@ -1,7 +1,8 @@
-"""The simulated exchange's mutable state: accounts, wallets, orders, trades, wallet operations.
+"""The simulated exchange's mutable state: accounts, prices, EX-CODEs, ids and the clock.
 
-A plain typed object per app (no globals, no HTTP). Money is ``Decimal`` throughout; the
-private-method modules (``spot.py``, ``funds.py``, ``margin.py``) read and change it.
+A plain typed object per app (no globals, no HTTP). Money is ``Decimal`` throughout. `Exchange` is
+the venue of the shared engine (proxy/exchange: orders, fills, reports), on the simulator's own
+market: prices that move only when told to (`move`), and the synthetic book around them.
 """
 
 from __future__ import annotations
@@ -11,74 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from proxy.simulator import errors, market
-from proxy.simulator.market import Pair
+from proxy.exchange import ledger, orders
+from proxy.exchange.book import Book
+from proxy.exchange.ledger import Trade, Wallet
+from proxy.exchange.rules import PairRules
+from proxy.simulator import market
 
 FIRST_ID = 36000000001  # EXMO's ids are 11-digit numbers (ccxt#19116 shows 36785559245)
 FIRST_UID = 100001
-
-
-class Wallet:
-    """Free and reserved balances of one account (``user_info`` ``balances`` / ``reserved``)."""
-
-    def __init__(self, start: dict[str, Decimal]) -> None:
-        self.free = dict(start)
-        self.reserved = {cur: Decimal(0) for cur in start}
-
-    def debit(self, cur: str, amount: Decimal) -> None:
-        if self.free.get(cur, Decimal(0)) < amount:
-            raise errors.insufficient_funds()  # §4.3 50052
-        self.free[cur] -= amount
-
-    def credit(self, cur: str, amount: Decimal) -> None:
-        self.free[cur] = self.free.get(cur, Decimal(0)) + amount
-
-    def reserve(self, cur: str, amount: Decimal) -> None:
-        self.debit(cur, amount)
-        self.reserved[cur] = self.reserved.get(cur, Decimal(0)) + amount
-
-    def release(self, cur: str, amount: Decimal) -> None:
-        self.reserved[cur] -= amount
-        self.credit(cur, amount)
-
-
-@dataclass
-class Order:
-    """A resting limit order (``type`` buy/sell) or a stop-market order (``stop_market_*``)."""
-
-    order_id: int
-    client_id: int
-    created: int
-    type: str
-    pair: Pair
-    quantity: Decimal
-    price: Decimal  # the limit price, or the trigger price of a stop order
-
-    @property
-    def amount(self) -> Decimal:
-        return market.eight(self.quantity * self.price)
-
-    @property
-    def held(self) -> tuple[str, Decimal]:
-        """What a resting limit order keeps reserved."""
-        if self.type == "buy":
-            return self.pair.quote, self.amount
-        return self.pair.base, self.quantity
-
-
-@dataclass(frozen=True)
-class Trade:
-    trade_id: int
-    date: int
-    type: str
-    order_id: int
-    client_id: int
-    pair: Pair
-    quantity: Decimal
-    price: Decimal
-    amount: Decimal
-    commission: Decimal
-    commission_currency: str
 
 
 @dataclass(frozen=True)
@@ -105,18 +46,14 @@ class Excode:
 
 
 @dataclass
-class Account:
-    uid: int
-    wallet: Wallet
-    orders: dict[int, Order] = field(default_factory=dict)  # resting limit orders
-    stops: dict[int, Order] = field(default_factory=dict)  # untriggered stop-market orders
-    cancelled: list[tuple[int, Order]] = field(default_factory=list)  # (cancel time, order)
-    trades: list[Trade] = field(default_factory=list)
+class Account(ledger.Account):
+    """The engine's account (exchange/ledger.py) and its wallet operations (funds.py)."""
+
     operations: list[Operation] = field(default_factory=list)
 
 
 class Exchange:
-    """All accounts plus what is shared between them (ids, EX-CODEs, the clock)."""
+    """All accounts plus what is shared between them (prices, ids, EX-CODEs, the clock)."""
 
     def __init__(self, keys: Iterable[str], clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -126,9 +63,28 @@ class Exchange:
             for n, key in enumerate(keys)
         }
         self.excodes: dict[str, Excode] = {}
+        self.prices: dict[str, Decimal] = {pair.name: pair.reference for pair in market.PAIRS}
 
     def next_id(self) -> int:
         return next(self._ids)
 
     def now(self) -> int:
         return int(self._clock())
+
+    def rules(self, pair: str) -> PairRules | None:
+        found = market.find(pair)
+        return found.rules if found is not None else None
+
+    def book(self, pair: PairRules, depth: int = 50) -> Book:
+        return market.find(pair.name).book(self.prices[pair.name], depth)  # type: ignore[union-attr]
+
+    def price(self, pair: market.Pair) -> Decimal:
+        return self.prices[pair.name]
+
+    def move(self, pair: market.Pair, price: Decimal) -> dict[str, list[Trade]]:
+        """The market of `pair` moves to `price`: resting orders it crosses fill (engine: orders.cross);
+        the fills, by the API key of their account."""
+        self.prices[pair.name] = pair.round_price(price)
+        book = self.book(pair.rules)
+        fills = {key: orders.cross(self, account, pair.rules, book) for key, account in self.accounts.items()}
+        return {key: trades for key, trades in fills.items() if trades}

@@ -27,9 +27,11 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.simulator import errors, market, public
+from proxy.exchange import errors
+from proxy.exchange.ledger import Order
+from proxy.simulator import market, public
 from proxy.simulator.market import num
-from proxy.simulator.state import Account, Order
+from proxy.simulator.state import Account, Exchange
 
 PATHS = {"/v1/public": False, "/v1/private": True, "/v1/margin/private": True}  # path -> private
 PING_S = 30.0
@@ -41,9 +43,9 @@ PRIVATE_TOPICS = ("spot/wallet", "spot/orders", "spot/user_trades")
 class Hub:
     """Every open socket: REST actions push through it, maintenance closes it."""
 
-    def __init__(self, accounts: dict[str, str], account: Callable[[str], Account],
+    def __init__(self, accounts: dict[str, str], market: Exchange,
                  accept_nonce: Callable[[str, str], None], wall: Callable[[], float] = time.time) -> None:
-        self.accounts, self.account, self.accept_nonce, self.wall = accounts, account, accept_nonce, wall
+        self.accounts, self.market, self.accept_nonce, self.wall = accounts, market, accept_nonce, wall
         self.sessions: set[Session] = set()
         self.opened = 0
         self.logins_by_key: Counter[str] = Counter()
@@ -184,24 +186,25 @@ class Session:
             return []
         kind, _, name = topic.partition(":")
         if kind == "spot/ticker":
-            return public.ticker({}, now)[name]
+            return public.ticker(self.hub.market, {}, now)[name]
         if kind == "spot/trades":  # in WS frames trade_id and date are numbers (REST sends strings)
             return [{**row, "trade_id": int(row["trade_id"]), "date": int(row["date"])}
-                    for row in public.trades({"pair": name}, now)[name]]
-        return public.order_book({"pair": name, "limit": "25" if "snapshots" in kind else "400"}, now)[name]
+                    for row in public.trades(self.hub.market, {"pair": name}, now)[name]]
+        depth = "25" if "snapshots" in kind else "400"
+        return public.order_book(self.hub.market, {"pair": name, "limit": depth}, now)[name]
 
     async def push_market(self, now: int, trade_ids: Iterator[int]) -> None:
         for topic in [t for t in self.topics if ":" in t]:
             kind, _, name = topic.partition(":")
             if kind == "spot/ticker":
-                data: Any = public.ticker({}, now)[name]
+                data: Any = public.ticker(self.hub.market, {}, now)[name]
             elif kind == "spot/trades":
-                latest = public.trades({"pair": name}, now)[name][0]
+                latest = public.trades(self.hub.market, {"pair": name}, now)[name][0]
                 data = [{**latest, "trade_id": next(trade_ids), "date": now}]
             elif kind == "spot/order_book_snapshots":
                 data = self._snapshot(topic)
             else:  # order_book_updates: the top level of each side again (a valid delta)
-                book = public.order_book({"pair": name, "limit": "1"}, now)[name]
+                book = public.order_book(self.hub.market, {"pair": name, "limit": "1"}, now)[name]
                 data = {"ask": book["ask"], "bid": book["bid"]}
             await self.send({"event": "update", "topic": topic, "data": data})
 
@@ -233,9 +236,9 @@ class Session:
                     "trade_id": trade.trade_id, "type": trade.type, "price": num(trade.price),
                     "quantity": num(trade.quantity), "amount": num(trade.amount), "date": trade.date,
                     "order_id": trade.order_id, "client_id": trade.client_id, "pair": trade.pair.name,
-                    "exec_type": "taker", "commission_amount": num(trade.commission),
+                    "exec_type": trade.exec_type, "commission_amount": num(trade.commission),
                     "commission_currency": trade.commission_currency,
-                    "commission_percent": num(market.COMMISSION_PERCENT)}})
+                    "commission_percent": num(trade.commission_percent)}})
             self._trades = len(trades)
 
     def _order_changes(self) -> list[dict[str, str]]:
@@ -250,7 +253,7 @@ class Session:
 
     def _account(self) -> Account:
         assert self.key is not None
-        return self.hub.account(self.key)
+        return self.hub.market.accounts[self.key]
 
     def _balances(self) -> dict[str, tuple[str, str]]:
         wallet = self._account().wallet

@@ -25,7 +25,7 @@ from proxy.coord.client import Coordinator
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
-from proxy.web import sockets
+from proxy.web import paper_calls, sockets
 from proxy.web.access import ACCOUNTING, Accounting
 from proxy.web.handlers import handle_api
 from proxy.web.keys import CLOCK, LIVE, MAIN, METRICS, Live
@@ -64,10 +64,12 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         journal = IdempotencyStore(config.state_dir, config.idempotency_ttl_s)
         journal.open()
         kept = LocalRecords(journal)
+    paper = paper_calls.desk(config, dispatcher)
     app[RUNTIME] = Runtime(app[LIVE], upstream, limiter, nonces, dispatcher, audit, app[METRICS],
-                           Idempotency(kept, app[METRICS]), relay, coordinator)
+                           Idempotency(kept, app[METRICS]), relay, paper, coordinator)
     try:
-        yield
+        async with paper_calls.running(paper, any(a.paper for a in config.accounts.values())):
+            yield
     finally:
         await relay.close()
         await upstream.close()

@@ -20,6 +20,7 @@ from proxy.config.model import Config
 from proxy.exmo.methods import is_public, is_valid_method
 from proxy.policy import halt, pretrade, rules
 from proxy.upstream.client import UpstreamResponse
+from proxy.web import paper_calls
 from proxy.web.errors import ProxyError
 from proxy.web.inbound import read_params
 from proxy.web.keys import ACCOUNT, CLIENT, EXMO_ERROR, EXMO_METHOD, REQUEST_ID
@@ -84,6 +85,9 @@ async def handle_api(request: web.Request) -> web.Response:
             pretrade.check(account, method, params)
             coordinator = runtime.coordinator
             halt.check(runtime.config.state_dir, method, coordinator.halted if coordinator else None)
+            if account.paper:  # answered here from the paper ledger: not signed, not sent
+                record.paper = True
+                return await paper_calls.answer(runtime.paper, account.name, method, params)
             return await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request),
                                                     on_signed)
 

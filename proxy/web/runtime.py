@@ -17,6 +17,7 @@ from proxy.calls.nonce import NonceBook
 from proxy.calls.ratelimit import RateLimiter
 from proxy.config.model import Config, keep_restart_only
 from proxy.coord.client import Coordinator
+from proxy.paper.desk import PaperDesk
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
@@ -34,6 +35,7 @@ class Runtime:
     metrics: Metrics
     idempotency: Idempotency
     relay: Relay
+    paper: PaperDesk  # paper trading (SPEC §11): paper accounts' private calls
     coordinator: Coordinator | None = None  # Redis mode (SPEC §10)
 
     @property

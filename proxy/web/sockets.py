@@ -47,6 +47,10 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         account = resolve_account(runtime.config, named, request.headers.get("X-Exmo-Account"))
         request[ACCOUNT] = account.name
         rules.check_stream(account, client)
+        if account.paper:  # its login would be signed and sent: paper streams come from the ledger
+            raise ProxyError(501, "not_in_paper_mode", f"account {account.name} paper-trades: its private"
+                                                       " streams are not served yet; poll user_open_orders,"
+                                                       " user_trades and user_info instead")
     runtime.relay.admit(client.name if client else None)
     socket.headers["X-Request-Id"] = request[REQUEST_ID]
     await socket.prepare(request)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
-from proxy.simulator import errors
+from proxy.exchange import errors
 
 Params = Mapping[str, str]
 

@@ -9,18 +9,26 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from proxy.simulator import errors, market
-from proxy.simulator import params as p
-from proxy.simulator.market import COMMISSION_PERCENT, num
-from proxy.simulator.params import Params
-from proxy.simulator.state import Account, Exchange, Order, Trade
+from proxy.exchange import errors
+from proxy.exchange import params as p
+from proxy.exchange.ledger import Account, Order, Trade
+from proxy.exchange.money import num
+from proxy.exchange.orders import Venue
+from proxy.exchange.params import Params
+from proxy.exchange.rules import PairRules
 
 
-def user_info(ex: Exchange, acct: Account, params: Params) -> dict[str, Any]:
+def pairs_named(venue: Venue, csv: str) -> list[PairRules]:
+    """Known pairs from a comma list; unknown ones are silently absent (exmo-api.md §2.1)."""
+    found = (venue.rules(part.strip()) for part in csv.split(","))
+    return [pair for pair in found if pair is not None]
+
+
+def user_info(venue: Venue, acct: Account, params: Params) -> dict[str, Any]:
     wallet = acct.wallet
     return {
         "uid": acct.uid,
-        "server_date": ex.now(),
+        "server_date": venue.now(),
         "balances": {cur: num(value) for cur, value in wallet.free.items()},
         "reserved": {cur: num(value) for cur, value in wallet.reserved.items()},
     }
@@ -39,9 +47,9 @@ def _stop_row(order: Order) -> dict[str, str]:
             "amount": num(order.amount)}
 
 
-def user_open_orders(ex: Exchange, acct: Account, params: Params) -> dict[str, Any]:
+def user_open_orders(venue: Venue, acct: Account, params: Params) -> dict[str, Any]:
     """``{PAIR: [order, …]}``, optionally only for ``pair`` (added 2022-02-28, §2.2)."""
-    wanted = {pair.name for pair in market.pairs_named(params.get("pair", ""))}
+    wanted = {pair.name for pair in pairs_named(venue, params.get("pair", ""))}
     rows = [_limit_row(o) for o in acct.orders.values()] + [_stop_row(o) for o in acct.stops.values()]
     result: dict[str, list[dict[str, str]]] = {}
     for row in rows:
@@ -54,28 +62,28 @@ def _trade_row(trade: Trade) -> dict[str, Any]:
     return {"trade_id": trade.trade_id, "client_id": trade.client_id, "date": trade.date,
             "type": trade.type, "pair": trade.pair.name, "quantity": num(trade.quantity),
             "price": num(trade.price), "amount": num(trade.amount), "order_id": trade.order_id,
-            "parent_order_id": 0, "exec_type": "taker",
+            "parent_order_id": 0, "exec_type": trade.exec_type,
             "commission_amount": num(trade.commission),
             "commission_currency": trade.commission_currency,
-            "commission_percent": num(COMMISSION_PERCENT)}
+            "commission_percent": num(trade.commission_percent)}
 
 
-def user_trades(ex: Exchange, acct: Account, params: Params) -> dict[str, Any]:
+def user_trades(venue: Venue, acct: Account, params: Params) -> dict[str, Any]:
     """Newest first per requested pair; ``limit`` ≤ 100 in v1.1 (exmo-api.md §2.2)."""
-    pairs = market.pairs_named(p.require(params, "pair"))
+    pairs = pairs_named(venue, p.require(params, "pair"))
     offset, limit = p.page(params)
     newest = list(reversed(acct.trades))
-    return {pair.name: [_trade_row(t) for t in newest if t.pair == pair][offset:offset + limit]
+    return {pair.name: [_trade_row(t) for t in newest if t.pair.name == pair.name][offset:offset + limit]
             for pair in pairs}
 
 
-def user_cancelled_orders(ex: Exchange, acct: Account, params: Params) -> list[dict[str, Any]]:
+def user_cancelled_orders(venue: Venue, acct: Account, params: Params) -> list[dict[str, Any]]:
     offset, limit = p.page(params)
     newest = list(reversed(acct.cancelled))[offset:offset + limit]
     return [{"date": when, **_limit_row(order)} for when, order in newest]
 
 
-def order_trades(ex: Exchange, acct: Account, params: Params) -> dict[str, Any]:
+def order_trades(venue: Venue, acct: Account, params: Params) -> dict[str, Any]:
     """The trades of one order; 50304 when it has none (exmo-api.md §4.3)."""
     raw = p.require(params, "order_id")
     trades = [t for t in acct.trades if str(t.order_id) == raw]

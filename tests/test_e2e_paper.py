@@ -1,0 +1,121 @@
+"""Paper trading (SPEC §11, issue 14), end to end: the simulator plays live EXMO; the daemon runs with
+`--paper`; ccxt with placeholder keys trades as it would for real. The simulator must see no private
+call at all, and the paper ledger must survive a restart and a kill -9 right after a fill."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ccxt
+import pytest
+
+from tests.conftest import Stack, cli, curl_json, start_daemon
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def paper(make_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    stack = make_stack()
+    stack.daemon.stop()
+    stack.daemon = start_daemon(stack, "--paper")
+    yield stack
+
+
+def _ccxt(stack: Stack) -> ccxt.exmo:
+    client = ccxt.exmo({"apiKey": "placeholder-key", "secret": "placeholder-secret"})
+    client.urls["api"] = {**client.urls["api"], "public": stack.base, "private": stack.base}
+    return client
+
+
+def _move(stack: Stack, pair: str, price: str) -> None:
+    status, _ = curl_json(f"{stack.sim.url}/_sim/market?pair={pair}&price={price}", "-X", "POST")
+    assert status == 200
+
+
+def _eventually(check: Callable[[], Any], seconds: float = 10.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def _no_private_call_reached_the_exchange(stack: Stack) -> None:
+    stats = stack.sim_stats()
+    assert stats["executed"] == {} and stats["last_nonce"] == {}, stats
+
+
+def test_a_ccxt_bot_paper_trades_on_live_prices(paper: Stack) -> None:
+    bot = _ccxt(paper)
+    balance = bot.fetch_balance()
+    assert (balance["free"]["USDT"], balance["free"]["USD"]) == (10000, 10000)
+
+    bot.create_order("BTC/USDT", "market", "buy", 0.01)  # the simulator's ask is 60030
+    (taken,) = bot.fetch_my_trades("BTC/USDT")
+    assert (taken["price"], taken["amount"], taken["takerOrMaker"]) == (60030, 0.01, "taker")
+    assert taken["fee"]["cost"] == pytest.approx(0.00004)  # 0.4 % of the BTC bought
+
+    resting = bot.create_order("BTC/USDT", "limit", "buy", 0.01, 59000)
+    assert [o["id"] for o in bot.fetch_open_orders("BTC/USDT")] == [resting["id"]]
+    assert bot.fetch_balance()["used"]["USDT"] == 590
+    _move(paper, "BTC_USDT", "58900")  # the live ask drops to 58929.45: the order is crossed
+    assert _eventually(lambda: bot.fetch_open_orders("BTC/USDT") == []), "the resting order did not fill"
+    maker = [t for t in bot.fetch_my_trades("BTC/USDT") if t["order"] == resting["id"]]
+    assert [(t["price"], t["takerOrMaker"]) for t in maker] == [(59000, "maker")]
+
+    cancelled = bot.create_order("BTC/USDT", "limit", "buy", 0.02, 50000)
+    bot.cancel_order(cancelled["id"], "BTC/USDT")
+    after = bot.fetch_balance()
+    assert after["used"]["USDT"] == 0
+    assert after["free"]["USDT"] == pytest.approx(10000 - 600.3 - 590)
+    assert after["free"]["BTC"] == pytest.approx(0.02 - 0.00004 - 0.00004)
+
+    with pytest.raises(ccxt.InsufficientFunds):  # EXMO's own answer, from the paper ledger
+        bot.create_order("BTC/USDT", "limit", "buy", 1, 59000)
+    _no_private_call_reached_the_exchange(paper)
+
+    entries = [json.loads(line) for line in cli("audit", "tail", "-n", "50", "--json", "--config",
+                                                   str(paper.config)).stdout.splitlines()]
+    creates = [e for e in entries if e["method"] == "order_create"]
+    assert creates and all(e.get("paper") is True and e["nonce"] is None for e in creates)
+
+
+def test_the_paper_ledger_survives_a_restart_and_a_kill_9(paper: Stack) -> None:
+    bot = _ccxt(paper)
+    bot.create_order("ETH/USDT", "market", "buy", 1)
+    resting = bot.create_order("ETH/USDT", "limit", "sell", 0.5, 3100)
+    kept = (bot.fetch_balance()["total"], bot.fetch_my_trades("ETH/USDT"), bot.fetch_open_orders())
+    paper.daemon.stop()
+    paper.daemon = start_daemon(paper, "--paper")
+    assert (bot.fetch_balance()["total"], bot.fetch_my_trades("ETH/USDT"), bot.fetch_open_orders()) == kept
+
+    bot.create_order("ETH/USDT", "market", "sell", 0.25)  # answered: on disk before the answer left
+    paper.daemon.kill9()
+    paper.daemon = start_daemon(paper, "--paper")
+    trades = bot.fetch_my_trades("ETH/USDT")
+    assert len(trades) == len(kept[1]) + 1 and trades[-1]["side"] == "sell"
+    assert [o["id"] for o in bot.fetch_open_orders()] == [resting["id"]]  # still watched after restarts
+    _move(paper, "ETH_USDT", "3150")  # the bid rises to 3148.42 ≥ 3100
+    assert _eventually(lambda: bot.fetch_open_orders() == [])
+    _no_private_call_reached_the_exchange(paper)
+
+
+def test_what_paper_cannot_do_is_refused_clearly(paper: Stack) -> None:
+    status, body = curl_json(f"{paper.base}/v1.1/deposit_address", "-X", "POST")
+    assert (status, body["proxy_error"]) == (501, "not_in_paper_mode"), body
+    assert "paper" in body["error"]
+    status, body = curl_json(f"{paper.base}/v1.1/withdraw_crypt", "-d", "amount=1", "-d", "currency=BTC",
+                             "-d", "address=x")
+    assert status == 403  # the policy refuses money out first, paper or not
+    status, body = curl_json(f"{paper.base}/v1.1/stop_market_order_create", "-d", "pair=BTC_USDT",
+                             "-d", "quantity=0.01", "-d", "trigger_price=70000", "-d", "type=buy")
+    assert (status, body["proxy_error"]) == (501, "not_in_paper_mode"), body
+    status, body = curl_json(f"{paper.base}/v1.1/order_create", "-d", "pair=NOPE_USDT", "-d", "quantity=1",
+                             "-d", "price=1", "-d", "type=buy")
+    assert status == 200 and body["result"] is False and "50013" in body["error"]  # EXMO's text
+    _no_private_call_reached_the_exchange(paper)
