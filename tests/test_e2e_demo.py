@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -76,13 +77,34 @@ def test_demo_prints_curl_lines_that_work(tmp_path: Path) -> None:
     assert "Traceback" not in (tmp_path / "demo.log").read_text()
 
 
-def _run_banner(proc: subprocess.Popen[str]) -> None:
+def test_demo_paper_trades_on_the_simulators_prices(tmp_path: Path) -> None:
+    """`demo --paper`: the same curl lines work, answered from the paper ledger; the simulator (the
+    live market here) executes no private call; the printed price move runs as printed."""
+    port, sim_port = free_port(), free_port()
+    with (tmp_path / "demo.log").open("w") as log, subprocess.Popen(
+        [sys.executable, "-m", "proxy", "demo", "--paper", "--listen", f"127.0.0.1:{port}",
+         "--simulator-listen", f"127.0.0.1:{sim_port}"],
+        stdout=subprocess.PIPE, stderr=log, text=True, env=clean_env(),
+    ) as proc:
+        _run_banner(proc, stream=False, after=lambda: _no_private_calls(sim_port))
+    assert proc.returncode == 0
+    assert "Traceback" not in (tmp_path / "demo.log").read_text()
+
+
+def _no_private_calls(sim_port: int) -> None:
+    stats = curl_json(f"http://127.0.0.1:{sim_port}/_sim/stats")[1]
+    assert stats["executed"] == {}, stats
+
+
+def _run_banner(proc: subprocess.Popen[str], stream: bool = True,
+                after: Callable[[], None] = lambda: None) -> None:
     try:
         banner = _read_demo_banner(proc)
         commands = [line.strip() for line in banner if line.strip().startswith("curl ")]
         assert len(commands) >= 6
         order = next(c for c in commands if "order_create" in c and "json" not in c)
-        _run_stream_example(_stream_script(banner), order)
+        if stream:
+            _run_stream_example(_stream_script(banner), order)
         order_id = None
         for command in commands:
             command = command.split("   #")[0]
@@ -100,6 +122,7 @@ def _run_banner(proc: subprocess.Popen[str]) -> None:
             assert not (isinstance(answer, dict) and answer.get("result") is False), (command, body)
             if "order_create" in command and order_id is None:
                 order_id = answer["order_id"]
+        after()
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

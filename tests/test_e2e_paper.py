@@ -13,6 +13,7 @@ import ccxt
 import pytest
 
 from tests.conftest import Stack, cli, curl_json, start_daemon
+from tests.test_e2e_metrics import samples, value
 
 pytestmark = pytest.mark.slow
 
@@ -83,6 +84,8 @@ def test_a_ccxt_bot_paper_trades_on_live_prices(paper: Stack) -> None:
                                                    str(paper.config)).stdout.splitlines()]
     creates = [e for e in entries if e["method"] == "order_create"]
     assert creates and all(e.get("paper") is True and e["nonce"] is None for e in creates)
+    counted = samples(paper)
+    assert value(counted, "exmo_proxy_paper_calls_total", method="order_create") == len(creates)
 
 
 def test_the_paper_ledger_survives_a_restart_and_a_kill_9(paper: Stack) -> None:
@@ -119,3 +122,25 @@ def test_what_paper_cannot_do_is_refused_clearly(paper: Stack) -> None:
                              "-d", "price=1", "-d", "type=buy")
     assert status == 200 and body["result"] is False and "50013" in body["error"]  # EXMO's text
     _no_private_call_reached_the_exchange(paper)
+
+
+def test_paper_show_and_reset(paper: Stack) -> None:
+    """`paper show` reads the ledger beside the running daemon; `paper reset` waits for it to stop."""
+    bot = _ccxt(paper)
+    bot.create_order("BTC/USDT", "market", "buy", 0.01)
+    order = bot.create_order("BTC/USDT", "limit", "buy", 0.01, 55000)
+    common = ["--config", str(paper.config)]
+    shown = cli("paper", "show", *common)
+    assert shown.returncode == 0, shown.stderr
+    assert "paper account main:" in shown.stdout
+    assert f"open: {order['id']} buy 0.01 BTC_USDT at 55000" in shown.stdout
+    assert "reserved by open orders: USDT 550" in shown.stdout
+    as_json = json.loads(cli("paper", "show", "--json", *common).stdout)
+    assert as_json["main"]["trades"] == 1 and as_json["main"]["fees"] == {"BTC": "0.00004"}
+    refused = cli("paper", "reset", *common)
+    assert refused.returncode == 2 and "stop it first" in refused.stderr
+    paper.daemon.stop()
+    assert cli("paper", "reset", "main", *common).returncode == 0
+    assert "no paper accounts" in cli("paper", "show", *common).stdout
+    paper.daemon = start_daemon(paper, "--paper")
+    assert bot.fetch_balance()["free"]["USDT"] == 10000 and bot.fetch_open_orders() == []

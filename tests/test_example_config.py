@@ -15,8 +15,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 
 def _uncommented(text: str) -> str:
     """Turn the commented-out account options (`    # key: value`) into real lines."""
-    return re.sub(r"(?m)^(    )# ((?:allow|read_only|allow_withdrawals|allowed_pairs|max_order_\w+):.*)$",
-                  r"\1\2", text)
+    options = r"allow|read_only|allow_withdrawals|allowed_pairs|max_order_\w+|paper"
+    return re.sub(rf"(?m)^(    )# ((?:{options}):.*)$", r"\1\2", text)
 
 
 def test_example_config_validates_with_every_option_switched_on() -> None:

@@ -1,4 +1,5 @@
-"""`exmo-proxy demo`: the simulator and the daemon together, with a throwaway encrypted config.
+"""`exmo-proxy demo [--paper]`: the simulator and the daemon together, with a throwaway encrypted config
+(`--paper`: the daemon paper-trades on the simulator's prices).
 
 Everything lives in a temporary directory that is removed on exit; the API key pair is random and
 only the simulator knows it. The curl lines and the WebSocket example printed at start work as they are.
@@ -44,12 +45,26 @@ def _stream_lines(base: str) -> list[str]:
     ]
 
 
-def _curl_lines(base: str) -> str:
+def _paper_lines(sim: str) -> list[str]:
+    return [
+        "Paper mode: private calls never leave the proxy; prices are the exchange's (here the simulator,",
+        "live EXMO with `exmo-proxy run --paper`). Move the simulator's market through a resting order",
+        "and it fills within two seconds:",
+        "",
+        f"  curl -s -X POST '{sim}/_sim/market?pair=BTC_USDT&price=19900'",
+        "  exmo-proxy paper show --config <your config>   # with your own daemon: balances, orders, fees",
+        "",
+    ]
+
+
+def _curl_lines(base: str, sim: str, paper: bool) -> str:
     post = f"curl -s -X POST {base}/v1.1"
+    what = "paper trading on its prices" if paper else "the signing proxy"
     return "\n".join([
         "",
-        f"exmo-proxy demo: a simulated exchange (fake money) behind the signing proxy at {base}",
-        "Your bot sends plain requests; the proxy adds nonce, Key and Sign. Try:",
+        f"exmo-proxy demo: a simulated exchange (fake money) behind {what} at {base}",
+        "Your bot sends plain requests; the proxy adds nonce, Key and Sign. Try:" if not paper else
+        "Your bot sends plain requests; the proxy answers them from its paper ledger. Try:",
         "",
         f"  {post}/user_info",
         f"  {post}/order_create -d pair=BTC_USDT -d quantity=0.01 -d price=20000 -d type=buy",
@@ -61,7 +76,7 @@ def _curl_lines(base: str) -> str:
         f"  curl -s '{base}/v1.1/ticker'",
         f"  {post}/withdraw_crypt -d amount=1 -d currency=BTC -d address=x   # refused: money out is locked",
         "",
-        *_stream_lines(base),
+        *(_paper_lines(sim) if paper else _stream_lines(base)),
         "Press Ctrl-C to stop.",
         "",
     ])
@@ -78,7 +93,7 @@ async def _wait_listening(host: str, port: int, attempts: int = 100) -> None:
     raise OSError(f"the simulator did not start on {host}:{port}")
 
 
-async def run_demo(listen: Listen, sim_listen: Listen) -> None:
+async def run_demo(listen: Listen, sim_listen: Listen, paper: bool = False) -> None:
     key, secret = "K-" + secrets.token_hex(20), Secret("S-" + secrets.token_hex(20))
     with tempfile.TemporaryDirectory(prefix="exmo-proxy-demo-") as tmp:
         folder = Path(tmp)
@@ -87,14 +102,16 @@ async def run_demo(listen: Listen, sim_listen: Listen) -> None:
         config_path = folder / "exmo-proxy.yaml"
         text = new_config_text("demo", key, secret, passphrase, state_dir="state")
         create_exclusive(config_path, text.encode())
-        config = load_config(config_path, PassphraseSources(explicit=str(folder / "passphrase")),
-                             {"upstream": sim_listen.url(), "listen": f"{listen.host}:{listen.port}",
-                              "ws_upstream": sim_listen.url().replace("http://", "ws://", 1)})
+        overrides = {"upstream": sim_listen.url(), "listen": f"{listen.host}:{listen.port}",
+                     "ws_upstream": sim_listen.url().replace("http://", "ws://", 1)}
+        if paper:
+            overrides["paper"] = "all"
+        config = load_config(config_path, PassphraseSources(explicit=str(folder / "passphrase")), overrides)
         sim_config = simulator.SimulatorConfig(accounts={key: secret.reveal()})
         sim = asyncio.create_task(simulator.serve_simulator(sim_config, sim_listen.host, sim_listen.port))
         try:
             await _wait_listening(sim_listen.host, sim_listen.port)
-            announce = _curl_lines(listen.url())
+            announce = _curl_lines(listen.url(), sim_listen.url(), paper)
             await serve(config, on_ready=lambda: print(announce, flush=True))
         finally:
             sim.cancel()

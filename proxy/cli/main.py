@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from proxy.calls.nonce_store import NonceStateError
-from proxy.cli import accounts, clients, coordination, passphrase, state
+from proxy.cli import accounts, clients, coordination, paper, passphrase, state
 from proxy.cli.console import Console
 from proxy.cli.parser import build_parser
 from proxy.config.addresses import Listen
 from proxy.config.checks import ConfigError
 from proxy.config.load import assemble, default_config_path, load_config, read_config, unsealing
-from proxy.config.model import DEFAULT_LISTEN
+from proxy.config.model import DEFAULT_LISTEN, validate
 from proxy.config.yamlfile import read_document
 from proxy.telemetry import logs
 from proxy.vault.encryption import UnlockError, ValueAuthError
@@ -95,7 +95,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     _configure_logging()
     protect_process(log)
-    asyncio.run(run_demo(Listen.parse(args.listen), Listen.parse(args.simulator_listen)))
+    asyncio.run(run_demo(Listen.parse(args.listen), Listen.parse(args.simulator_listen), args.paper))
     return EXIT_OK
 
 
@@ -139,6 +139,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         case ("halt", _):
             state_dir = state.resolve_state_dir(path, args.state_dir)
             state.halt_command(path, args.state, args.reason, state_dir, _sources(args), console)
+        case ("paper", str(action)):
+            state_dir = state.resolve_state_dir(path, args.state_dir)
+            settings = validate(read_document(path), path).paper
+            paper.paper_command(state_dir, settings, action, args.accounts, getattr(args, "json", False),
+                                console)
         case ("redis", "password"):
             coordination.redis_password(path, _sources(args), console)
         case ("passphrase", "change"):

@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
         "password", parents=[common], help="store the Redis password sealed in the config")
     password.add_argument("--from-stdin", action="store_true", help="read the password line from stdin")
 
+    paper = sub.add_parser("paper", parents=[common], help="the paper trading ledger (run --paper)")
+    pp = paper.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("show", "balances, open orders and trades of paper accounts"),
+                         ("reset", "start paper accounts over with the configured balances")):
+        a = pp.add_parser(action, parents=[common], help=text)
+        a.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="these accounts (default: all)")
+        a.add_argument("--state-dir", help="the daemon's state_dir, if it runs with --state-dir")
+        if action == "show":
+            a.add_argument("--json", action="store_true", help="print JSON")
+
     phrase = sub.add_parser("passphrase", parents=[common], help="change the passphrase")
     change = phrase.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
         "change", parents=[common])
@@ -100,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common], help="simulator + proxy with a throwaway config")
     demo.add_argument("--listen", default="127.0.0.1:8080")
     demo.add_argument("--simulator-listen", default="127.0.0.1:8081")
+    demo.add_argument("--paper", action="store_true", help="paper-trade on the simulator's prices")
 
     health = sub.add_parser("health", parents=[common], help="exit 0 iff the daemon's /healthz answers 200")
     health.add_argument("--url", help="http://HOST:PORT or unix:PATH (default: the config's listen)")

@@ -71,6 +71,7 @@ class Metrics:
         self.stream_bytes: Counter[str] = Counter()
         self.stream_logins: Counter[str] = Counter()  # upstream logins by outcome
         self.stream_closes: Counter[str] = Counter()  # streams ended, by why
+        self.paper_calls: Counter[str] = Counter()  # paper accounts' calls, answered from the ledger
         self.lease_waits = _Histogram(QUEUE_BUCKETS)  # Redis mode: waits for a key's lease
         self.redis_latency_s: float | None = None  # Redis mode: the last health check's round trip
         self.redis_errors = 0
@@ -111,6 +112,10 @@ class Metrics:
             self.rate_limited += 1
         if exmo_error:
             self.exmo_errors[exmo_error] += 1
+
+    def paper_call(self, method: str) -> None:
+        if self.enabled:
+            self.paper_calls[method] += 1
 
     def lease_wait(self, seconds: float) -> None:
         if self.enabled:
@@ -187,6 +192,8 @@ class _Collector(Collector):
                         " maintenance, login_failed, unreachable, slow_client, shutdown, internal):"
                         " exmo and maintenance are the reconnects EXMO forced", "why",
                         m.stream_closes)
+        yield _labelled("exmo_proxy_paper_calls", "Private calls of paper accounts, answered from the paper"
+                        " ledger (never signed or sent), by method", "method", m.paper_calls)
         if m.redis_latency_s is not None or m.redis_errors:
             lease = HistogramMetricFamily("exmo_proxy_lease_wait_seconds", "Redis mode: time a signed call"
                                           " waited for its key's lease (another daemon's call)")

@@ -87,7 +87,7 @@ async def handle_api(request: web.Request) -> web.Response:
             halt.check(runtime.config.state_dir, method, coordinator.halted if coordinator else None)
             if account.paper:  # answered here from the paper ledger: not signed, not sent
                 record.paper = True
-                return await paper_calls.answer(runtime.paper, account.name, method, params)
+                return await paper_calls.answer(runtime.paper, runtime.metrics, account.name, method, params)
             return await runtime.dispatcher.private(account, path, params, wait, _client_waiting(request),
                                                     on_signed)
 

@@ -16,6 +16,7 @@ from proxy.exmo.answers import NOT_JSON
 from proxy.exmo.signing import Params
 from proxy.paper.desk import LiveMarket, MarketUnavailable, PaperDesk
 from proxy.paper.ledger import PaperLedger
+from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import UpstreamResponse
 
 JSON = "application/json; charset=utf-8"
@@ -52,13 +53,15 @@ async def running(paper: PaperDesk, now: bool) -> AsyncIterator[None]:
         paper.ledger.close()
 
 
-async def answer(paper: PaperDesk, account: str, method: str, params: Params) -> UpstreamResponse:
+async def answer(paper: PaperDesk, metrics: Metrics, account: str, method: str,
+                 params: Params) -> UpstreamResponse:
     """EXMO's answer for a paper account's call: the engine's payload, or EXMO's own error answer
     (HTTP 200, as EXMO sends it); the daemon's refusals (not paper-able, no market, no ledger) raise."""
     found: dict[str, str] = {}
     for key, value in params:  # the first value of a repeated key wins, as at EXMO
         if key != "nonce":
             found.setdefault(key, value)
+    metrics.paper_call(method)
     try:
         payload = await paper.call(account, method, found)
     except ExmoError as exc:
