@@ -4,6 +4,7 @@ call at all, and the paper ledger must survive a restart and a kill -9 right aft
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -11,9 +12,11 @@ from typing import Any
 
 import ccxt
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.conftest import Stack, cli, curl_json, start_daemon
 from tests.test_e2e_metrics import samples, value
+from tests.test_e2e_streams import JUNK_LOGIN, Frames, ws_url
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +147,63 @@ def test_paper_show_and_reset(paper: Stack) -> None:
     assert "no paper accounts" in cli("paper", "show", *common).stdout
     paper.daemon = start_daemon(paper, "--paper")
     assert bot.fetch_balance()["free"]["USDT"] == 10000 and bot.fetch_open_orders() == []
+
+
+def test_a_paper_accounts_private_stream_comes_from_the_ledger(paper: Stack) -> None:
+    """EXMO's private WebSocket protocol for a paper account, served by the daemon: the junk login is
+    answered, spot/orders, spot/wallet and spot/user_trades start with snapshots and follow the paper
+    ledger (an order placed over REST, then filled when the market moves through it); the simulator
+    sees no socket login and no private call."""
+    frames = Frames()
+
+    async def go() -> list[dict[str, Any]]:
+        async with connect(ws_url(paper)) as ws:
+            assert (await frames.next(ws))["event"] == "info"
+            await ws.send(json.dumps(JUNK_LOGIN))
+            logged_in = await frames.next(ws)
+            assert (logged_in["event"], logged_in["id"]) == ("logged_in", 42)
+            await ws.send(json.dumps({"id": 2, "method": "subscribe",
+                                      "topics": ["spot/orders", "spot/wallet", "spot/user_trades",
+                                                 "spot/ticker:BTC_USDT"]}))
+            wallet = await frames.until(ws, lambda f: f.get("event") == "snapshot"
+                                        and f["topic"] == "spot/wallet")
+            assert wallet["data"]["balances"]["USDT"] == "10000"
+            refused = await frames.until(ws, lambda f: f.get("event") == "error")
+            assert "spot/ticker:BTC_USDT" in refused["message"]
+            bot = _ccxt(paper)
+            order = await asyncio.to_thread(bot.create_order, "BTC/USDT", "limit", "buy", 0.01, 59000)
+            opened = await frames.until(ws, lambda f: f.get("topic") == "spot/orders"
+                                        and f.get("event") == "update")
+            assert (opened["data"]["order_id"], opened["data"]["status"]) == (order["id"], "open")
+            _move(paper, "BTC_USDT", "58900")
+            seen: dict[str, dict[str, Any]] = {}
+            while len(seen) < 2:  # the fill's updates: the order executed, the trade (in one push)
+                frame = await frames.until(ws, lambda f: f.get("event") == "update", timeout=15)
+                if frame["topic"] == "spot/user_trades" or frame["data"].get("status") == "executed":
+                    seen[frame["topic"]] = frame["data"]
+            return [seen["spot/user_trades"], seen["spot/orders"]]
+
+    trade, done = asyncio.run(go())
+    assert (trade["price"], trade["exec_type"]) == ("59000", "maker")
+    assert trade["order_id"] == int(done["order_id"])
+    _no_private_call_reached_the_exchange(paper)
+    assert paper.sim_stats()["ws"]["logins"] == {}
+
+
+def test_what_a_paper_fill_took_from_the_live_book_is_not_taken_again(paper: Stack) -> None:
+    """EXMO's book does not shrink for a paper fill: a level a resting order emptied stays empty to
+    the paper account while EXMO shows it unchanged, and fills again only once it changes."""
+    bot = _ccxt(paper)
+    order = bot.create_order("LTC/USDT", "limit", "buy", 0.8, 79)
+
+    def left() -> list[str]:
+        return [o["info"]["quantity"] for o in bot.fetch_open_orders("LTC/USDT")]
+
+    _move(paper, "LTC_USDT", "78.95")  # the book's top: 0.5 at 78.9895, the next level above 79
+    assert _eventually(lambda: left() == ["0.3"]), left()
+    time.sleep(2 * 2.0 + 1)  # two more checks against the same, unchanged book
+    assert left() == ["0.3"]
+    _move(paper, "LTC_USDT", "78.94")  # a different book: 0.5 at 78.9795, fresh liquidity
+    assert _eventually(lambda: left() == [])
+    fills = [t["amount"] for t in bot.fetch_my_trades("LTC/USDT") if t["order"] == order["id"]]
+    assert sorted(fills) == [0.3, 0.5]

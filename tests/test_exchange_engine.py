@@ -31,6 +31,7 @@ class FixedVenue:
     def __init__(self, book: Book = BOOK) -> None:
         self.current = book
         self._ids = itertools.count(1)
+        self.taken: list[tuple[bool, list[tuple[Decimal, Decimal]]]] = []
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -43,6 +44,9 @@ class FixedVenue:
 
     def book(self, pair: PairRules) -> Book:
         return self.current
+
+    def took(self, pair: PairRules, buying: bool, levels: list[tuple[Decimal, Decimal]]) -> None:
+        self.taken.append((buying, levels))
 
 
 def _account(usdt: str = "10000", btc: str = "10") -> Account:
@@ -101,6 +105,39 @@ def test_a_resting_order_fills_as_maker_partly_then_wholly() -> None:
     assert acct.wallet.reserved["USDT"] == 0
     assert acct.wallet.free["USDT"] == D(10000) - D(270)
     assert acct.wallet.free["BTC"] == D(10) + D(3) - D("0.006")  # 0.2 % of 3 BTC, maker
+
+
+def test_a_cross_takes_each_level_once_and_says_what_it_took() -> None:
+    """Two resting buys crossed by one level of 1.5: the older takes 1, the younger the 0.5 left;
+    the venue is told both takes (paper mode keeps them off the live book until it changes)."""
+    venue, acct = FixedVenue(), _account()
+    first = _order(venue, acct, quantity="1", price="90", type="buy")
+    second = _order(venue, acct, quantity="1", price="90", type="buy")
+    venue.taken.clear()
+    fills = cross(venue, acct, RULES, Book(asks=((D(88), D("1.5")),), bids=()))
+    assert [(t.order_id, t.quantity) for t in fills] == [(first["order_id"], D(1)),
+                                                         (second["order_id"], D("0.5"))]
+    assert venue.taken == [(True, [(D(88), D(1))]), (True, [(D(88), D("0.5"))])]
+
+
+def test_partial_fills_never_leave_a_negative_reserve() -> None:
+    """Fills too small for the eighth decimal of their cost: what stays reserved is always exactly
+    what the rest of the order costs, so the last fill and a cancel come out even."""
+    rules = PairRules("DOGE_USD", D("0.00000001"), D("100"), D("0.1"), D("100"), D(0), D("5000000"), 1,
+                      D(0), D(0))
+
+    class Cheap(FixedVenue):
+        def rules(self, pair: str) -> PairRules | None:
+            return rules
+
+    venue, acct = Cheap(Book((), ())), Account(1, Wallet({"USD": D("0.00000006")}))
+    answer = order_create(venue, acct, {"pair": "DOGE_USD", "quantity": "0.00000013", "price": "0.5",
+                                        "type": "buy"})
+    for _ in range(4):
+        cross(venue, acct, rules, Book(asks=((D("0.4"), D("0.00000003")),), bids=()))
+        assert acct.wallet.reserved["USD"] >= 0 and acct.wallet.free["USD"] >= 0
+    order_cancel(venue, acct, {"order_id": str(answer["order_id"])})
+    assert acct.wallet.reserved["USD"] == 0 and acct.wallet.free["USD"] >= 0
 
 
 def test_a_book_that_does_not_reach_an_order_leaves_it() -> None:

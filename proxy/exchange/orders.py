@@ -38,6 +38,9 @@ class Venue(Protocol):
 
     def book(self, pair: PairRules) -> Book: ...
 
+    def took(self, pair: PairRules, buying: bool, levels: list[Level]) -> None:
+        """What an order took from the book (paper mode: the live book does not shrink by itself)."""
+
 
 def pair_of(venue: Venue, params: Params) -> PairRules:
     rules = venue.rules(p.require(params, "pair"))
@@ -118,14 +121,16 @@ def _take_now(venue: Venue, acct: Account, order: Order, taken: list[Level]) -> 
         paid = eight(price * quantity) if order.buying else quantity
         acct.wallet.debit(order.held_currency, paid)
         _trade(venue, acct, order, price, quantity, maker=False)
+    if taken:
+        venue.took(order.pair, order.buying, taken)
 
 
 def _market(venue: Venue, acct: Account, order: Order) -> None:
     pair, buying, kind = order.pair, order.buying, order.type
-    if order.quantity <= 0 or order.quantity > pair.max_amount:
-        raise errors.invalid_value("quantity")  # keeps the Decimal arithmetic bounded
+    total = kind.endswith("_total")  # the quantity is then an amount of the quote currency
+    if order.quantity <= 0 or order.quantity > (pair.max_amount if total else pair.max_quantity):
+        raise errors.invalid_value("quantity")  # [UNCONFIRMED] text; keeps the arithmetic bounded
     levels = crossing(venue.book(pair).side(buying), buying, None)
-    total = kind.endswith("_total")
     taken = _take(levels, None if total else order.quantity, order.quantity if total else None)
     check_quantity(pair, sum((q for _, q in taken), Decimal(0)))
     needed = _cost(taken) if buying else sum((q for _, q in taken), Decimal(0))
@@ -179,25 +184,30 @@ def order_cancel(venue: Venue, acct: Account, params: Params) -> dict[str, Any]:
 
 def cross(venue: Venue, acct: Account, pair: PairRules, book: Book) -> list[Trade]:
     """Fill the account's resting orders on `pair` that `book` crosses, oldest first, as maker at
-    their own price, each for what the book offers at its price or better (less what an older order
-    took from it in this pass); the fills, in order."""
+    their own price, each from the levels at its price or better, best first, as far as they go (what
+    an older order took in this pass is gone); the fills, in order. What was taken is told to the
+    venue (`took`)."""
     fills: list[Trade] = []
-    used = {True: Decimal(0), False: Decimal(0)}  # taken in this pass, per side (buying or not)
+    left = {True: dict(book.asks), False: dict(book.bids)}  # what each level still offers in this pass
     for order in sorted((o for o in acct.orders.values() if o.pair.name == pair.name),
                         key=lambda o: o.order_id):
         buying = order.buying
-        offered = sum((q for _, q in crossing(book.side(buying), buying, order.price)), Decimal(0))
-        quantity = min(order.quantity, offered - used[buying])
+        reach = crossing(book.side(buying), buying, order.price)
+        levels = [(price, left[buying][price]) for price, _ in reach if left[buying][price] > 0]
+        taken = _take(levels, order.quantity, None)
+        quantity = sum((q for _, q in taken), Decimal(0))
         if quantity <= 0:
             continue
-        used[buying] += quantity
-        last = quantity == order.quantity
-        share = eight(quantity * order.price) if buying else quantity
-        paid = order.reserved if last else share  # the last takes what is left: shares were rounded
+        for price, q in taken:
+            left[buying][price] -= q
+        venue.took(pair, buying, taken)
+        remaining = order.quantity - quantity
+        # paid so that what stays reserved is exactly what the rest of the order will cost
+        paid = order.reserved - (eight(remaining * order.price) if buying else remaining)
         acct.wallet.spend_reserved(order.held_currency, paid)
         order.reserved -= paid
-        order.quantity -= quantity
+        order.quantity = remaining
         fills.append(_trade(venue, acct, order, order.price, quantity, maker=True))
-        if last:
+        if remaining == 0:
             del acct.orders[order.order_id]
     return fills

@@ -15,13 +15,15 @@ that no pair is open for margin (ccxt reads it when it loads markets).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from proxy.exchange import orders, reports
-from proxy.exchange.book import Book
+from proxy.exchange.book import Book, Level
 from proxy.exchange.ledger import Account
 from proxy.exchange.params import Params
 from proxy.exchange.rules import PairRules
@@ -47,6 +49,7 @@ READS: Mapping[str, Answer] = {
     "order_trades": reports.order_trades, "margin/pair/list": _no_margin_pairs,
 }
 RULES_TTL_S = 300.0  # pair_settings read again after this long
+RULES_RETRY_S = 10.0  # and for a pair it does not name, at most this often
 BOOK_FRESH_S = 1.0  # an order is filled against a book at most this old
 POLL_S = 2.0  # resting orders are checked against the live books this often
 
@@ -71,6 +74,8 @@ class LiveMarket:
         self._rules: dict[str, PairRules] = {}
         self._rules_at = -RULES_TTL_S
         self._books: dict[str, tuple[float, Book]] = {}
+        # per pair: (buying, price) → (the level's quantity when taken, taken so far)
+        self._taken: dict[str, dict[tuple[bool, Decimal], tuple[Decimal, Decimal]]] = {}
 
     def next_id(self) -> int:
         return self._ledger.next_id()
@@ -82,33 +87,88 @@ class LiveMarket:
         return self._rules.get(pair)
 
     def book(self, pair: PairRules) -> Book:
+        """The live book less what paper orders took from it (`took`): EXMO's book does not shrink
+        for a paper fill, so a level paper orders emptied stays empty until EXMO shows it changed."""
         kept = self._books.get(pair.name)
-        return kept[1] if kept is not None else Book((), ())
+        if kept is None:
+            return Book((), ())
+        taken = self._taken.get(pair.name, {})
+
+        def left(buying: bool, levels: tuple[Level, ...]) -> tuple[Level, ...]:
+            rest = ((p, q - taken[(buying, p)][1] if (buying, p) in taken else q) for p, q in levels)
+            return tuple((p, q) for p, q in rest if q > 0)
+
+        return Book(left(True, kept[1].asks), left(False, kept[1].bids))
+
+    def took(self, pair: PairRules, buying: bool, levels: list[Level]) -> None:
+        raw = dict(self._books[pair.name][1].side(buying)) if pair.name in self._books else {}
+        taken = self._taken.setdefault(pair.name, {})
+        for price, quantity in levels:
+            seen, before = taken.get((buying, price), (raw.get(price, Decimal(0)), Decimal(0)))
+            taken[(buying, price)] = (seen, before + quantity)
+
+    def _fresh_book(self, name: str, book: Book, now: float) -> None:
+        """A new read of the live book: what paper orders took from a level still counts while the
+        level shows the same quantity as when they took it (nobody traded it); a changed level is
+        fresh liquidity."""
+        self._books[name] = (now, book)
+        taken = self._taken.get(name, {})
+        sides = {True: dict(book.asks), False: dict(book.bids)}
+        for (buying, price), (seen, _) in list(taken.items()):
+            if sides[buying].get(price) != seen:
+                del taken[(buying, price)]
 
     async def prepare(self, pairs: list[str], fresh_s: float = BOOK_FRESH_S, books: bool = True) -> None:
         """Make the rules and (`books`) the books of `pairs` current (MarketUnavailable if EXMO cannot
         say)."""
         now = time.monotonic()
         try:
-            if now - self._rules_at > RULES_TTL_S or any(p not in self._rules for p in pairs):
+            missing = any(p not in self._rules for p in pairs)  # a new listing, or a typo: not often
+            if now - self._rules_at > RULES_TTL_S or (missing and now - self._rules_at > RULES_RETRY_S):
                 settings = await self._fetch("pair_settings", {})
-                self._rules = {name: PairRules.from_settings(name, raw) for name, raw in settings.items()}
+                self._rules = _rules(settings)
                 self._rules_at = now
             stale = [p for p in pairs if books and p in self._rules
                      and now - self._books.get(p, (-fresh_s - 1,))[0] > fresh_s]
             if stale:
                 found = await self._fetch("order_book", {"pair": ",".join(stale), "limit": "100"})
                 for name in stale:
-                    self._books[name] = (now, Book.from_order_book(found.get(name) or {}))
+                    self._fresh_book(name, Book.from_order_book(found.get(name) or {}), now)
         except (ValueError, TypeError, AttributeError, Refusal) as exc:
             raise MarketUnavailable(f"EXMO's live market could not be read for paper trading ({exc});"
                                     " nothing was done, try again") from None
+
+
+def _rules(settings: Mapping[str, Any]) -> dict[str, PairRules]:
+    """Every pair of a `pair_settings` answer that reads; one that does not is left out (logged)."""
+    found = {}
+    for name, raw in settings.items():
+        try:
+            found[name] = PairRules.from_settings(name, raw)
+        except ValueError as exc:
+            log.warning("paper: pair_settings of %s is not usable (%s); it cannot be traded", name, exc)
+    return found
 
 
 class PaperDesk:
     def __init__(self, ledger: PaperLedger, market: LiveMarket) -> None:
         self.ledger, self.market = ledger, market
         self._lock = asyncio.Lock()
+        self._listeners: dict[str, set[asyncio.Event]] = {}  # a paper stream's, per account
+
+    def listen(self, account: str) -> asyncio.Event:
+        """An event set whenever `account` changes (a paper stream waits on it)."""
+        event = asyncio.Event()
+        self._listeners.setdefault(account, set()).add(event)
+        return event
+
+    def unlisten(self, account: str, event: asyncio.Event) -> None:
+        self._listeners.get(account, set()).discard(event)
+
+    async def account(self, name: str) -> Account:
+        """The paper account as it stands (started, if this is its first use)."""
+        async with self._lock:
+            return self._account(name)
 
     async def call(self, account: str, method: str, params: Params) -> Any:
         """EXMO's answer for `method` on the paper account `account`: a payload, or ExmoError (EXMO's
@@ -125,8 +185,13 @@ class PaperDesk:
             after = clone(before)
             payload = answer(self.market, after, params)  # ExmoError: nothing changed
             if method in CHANGES:
-                self._commit(account, before, after)
+                await self._commit(account, before, after)
             return payload
+
+    async def close(self) -> None:
+        """Close the ledger once no change is being written."""
+        async with self._lock:
+            self.ledger.close()
 
     async def watch(self) -> None:
         """Every POLL_S, fill what the live books cross (runs while the daemon does)."""
@@ -136,6 +201,8 @@ class PaperDesk:
                 await self.check_resting()
             except (MarketUnavailable, LedgerUnavailable) as exc:
                 log.warning("paper: resting orders not checked this time: %s", exc)
+            except Exception:  # a bug must not stop the watch for the rest of the run
+                log.exception("paper: checking resting orders failed; trying again in %.0f s", POLL_S)
 
     async def check_resting(self) -> int:
         """One pass over every resting paper order against fresh books; how many fills."""
@@ -152,7 +219,7 @@ class PaperDesk:
                     if rules is not None:
                         fills += len(orders.cross(self.market, after, rules, self.market.book(rules)))
                 if len(after.trades) != len(before.trades):
-                    self._commit(name, before, after)
+                    await self._commit(name, before, after)
         return fills
 
     def _account(self, name: str) -> Account:
@@ -162,8 +229,17 @@ class PaperDesk:
         except LedgerError as exc:
             raise LedgerUnavailable(str(exc)) from None
 
-    def _commit(self, name: str, before: Account, after: Account) -> None:
+    async def _commit(self, name: str, before: Account, after: Account) -> None:
+        """On disk before the call is answered; in a worker thread, so the fsync does not hold up the
+        daemon's other calls (the lock keeps paper changes one at a time)."""
+        writing = asyncio.ensure_future(asyncio.to_thread(self.ledger.commit, name, before, after))
         try:
-            self.ledger.commit(name, before, after)
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:  # the write goes on in its thread: wait for it, lock held
+            with contextlib.suppress(Exception):
+                await writing
+            raise
         except LedgerError as exc:
             raise LedgerUnavailable(f"{exc}; the paper order was not placed or changed") from None
+        for event in self._listeners.get(name, ()):
+            event.set()

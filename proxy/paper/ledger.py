@@ -73,6 +73,7 @@ class PaperLedger:
         self.accounts: dict[str, Account] = {}
         self._db: sqlite3.Connection | None = None
         self._next_id = FIRST_ID
+        self._next_uid = FIRST_UID
 
     def open(self) -> None:
         """Open (or create) the file and load every paper account (LedgerError if it cannot)."""
@@ -83,7 +84,9 @@ class PaperLedger:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._load()
-        except (sqlite3.Error, OSError, ValueError) as exc:
+        except (sqlite3.Error, OSError, ValueError, KeyError) as exc:
+            self.close()  # nothing half-loaded stays: the next use tries again
+            self.accounts = {}
             raise LedgerError(f"the paper ledger {self.path} cannot be opened: {exc}") from None
 
     def ensure_open(self) -> None:
@@ -104,11 +107,13 @@ class PaperLedger:
         """The paper account `name`, started with the configured balances the first time."""
         found = self.accounts.get(name)
         if found is None:
-            uid = FIRST_UID + len(self.accounts)
+            uid = self._next_uid
             found = Account(uid, Wallet({cur: Decimal(v) for cur, v in self.balances.items()}))
             with self._transaction() as db:
                 db.execute("INSERT INTO accounts VALUES (?, ?, ?)", (name, uid, now))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('next_uid', ?)", (str(uid + 1),))
                 self._write_balances(db, name, found, set(found.wallet.free))
+            self._next_uid = uid + 1
             self.accounts[name] = found
         return found
 
@@ -180,8 +185,9 @@ class PaperLedger:
     def _load(self) -> None:
         db = self._db
         assert db is not None
-        row = db.execute("SELECT value FROM meta WHERE key = 'next_id'").fetchone()
-        self._next_id = int(row[0]) if row else FIRST_ID
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self._next_id = int(meta.get("next_id", FIRST_ID))
+        self._next_uid = int(meta.get("next_uid", FIRST_UID))  # never reused, also after a reset
         for name, uid in db.execute("SELECT name, uid FROM accounts ORDER BY uid"):
             self.accounts[name] = Account(uid, Wallet({}))
         for name, cur, free, reserved in db.execute("SELECT * FROM balances"):

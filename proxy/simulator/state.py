@@ -78,6 +78,9 @@ class Exchange:
     def book(self, pair: PairRules, depth: int = 50) -> Book:
         return market.find(pair.name).book(self.prices[pair.name], depth)  # type: ignore[union-attr]
 
+    def took(self, pair: PairRules, buying: bool, levels: list[tuple[Decimal, Decimal]]) -> None:
+        """The simulator's book stands for a deep market: the ladder is the same after any order."""
+
     def price(self, pair: market.Pair) -> Decimal:
         return self.prices[pair.name]
 

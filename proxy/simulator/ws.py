@@ -22,22 +22,20 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
 from proxy.exchange import errors
-from proxy.exchange.ledger import Order
+from proxy.exchange.feed import TOPICS, AccountFeed
 from proxy.simulator import market, public
-from proxy.simulator.market import num
 from proxy.simulator.state import Account, Exchange
 
 PATHS = {"/v1/public": False, "/v1/private": True, "/v1/margin/private": True}  # path -> private
 PING_S = 30.0
 MARKET_TICK_S = 1.0
 PUBLIC_KINDS = ("spot/ticker", "spot/trades", "spot/order_book_snapshots", "spot/order_book_updates")
-PRIVATE_TOPICS = ("spot/wallet", "spot/orders", "spot/user_trades")
+PRIVATE_TOPICS = TOPICS
 
 
 class Hub:
@@ -95,9 +93,7 @@ class Session:
         self.hub, self.ws, self.private = hub, ws, private
         self.key: str | None = None
         self.topics: set[str] = set()
-        self._orders: dict[int, dict[str, str]] = {}
-        self._wallet: dict[str, tuple[str, str]] = {}
-        self._trades = 0
+        self._feed = AccountFeed()
 
     async def send(self, frame: dict[str, Any]) -> None:
         stamped = {"ts": int(self.hub.wall() * 1000), **frame}
@@ -174,16 +170,8 @@ class Session:
 
     def _snapshot(self, topic: str) -> Any:
         now = int(self.hub.wall())
-        if topic == "spot/wallet":
-            self._wallet = self._balances()
-            return {"balances": {c: f for c, (f, _) in self._wallet.items()},
-                    "reserved": {c: r for c, (_, r) in self._wallet.items()}}
-        if topic == "spot/orders":
-            self._orders = self._open_orders()
-            return list(self._orders.values())
-        if topic == "spot/user_trades":
-            self._trades = len(self._account().trades)
-            return []
+        if topic in PRIVATE_TOPICS:
+            return self._feed.snapshot(topic, self._account())
         kind, _, name = topic.partition(":")
         if kind == "spot/ticker":
             return public.ticker(self.hub.market, {}, now)[name]
@@ -219,53 +207,9 @@ class Session:
             return  # the socket went away mid-flood
 
     async def push_changes(self) -> None:
-        if "spot/orders" in self.topics:
-            for row in self._order_changes():
-                await self.send({"event": "update", "topic": "spot/orders", "data": row})
-        if "spot/wallet" in self.topics:
-            now = self._balances()
-            for cur, (free, reserved) in now.items():
-                if self._wallet.get(cur) != (free, reserved):
-                    await self.send({"event": "update", "topic": "spot/wallet",
-                                     "data": {"currency": cur, "balance": free, "reserved": reserved}})
-            self._wallet = now
-        if "spot/user_trades" in self.topics:
-            trades = self._account().trades
-            for trade in trades[self._trades:]:
-                await self.send({"event": "update", "topic": "spot/user_trades", "data": {
-                    "trade_id": trade.trade_id, "type": trade.type, "price": num(trade.price),
-                    "quantity": num(trade.quantity), "amount": num(trade.amount), "date": trade.date,
-                    "order_id": trade.order_id, "client_id": trade.client_id, "pair": trade.pair.name,
-                    "exec_type": trade.exec_type, "commission_amount": num(trade.commission),
-                    "commission_currency": trade.commission_currency,
-                    "commission_percent": num(trade.commission_percent)}})
-            self._trades = len(trades)
-
-    def _order_changes(self) -> list[dict[str, str]]:
-        now = self._open_orders()
-        cancelled = {order.order_id for _, order in self._account().cancelled}
-        rows = [row for order_id, row in now.items() if order_id not in self._orders]
-        for order_id, row in self._orders.items():
-            if order_id not in now:
-                rows.append({**row, "status": "cancelled" if order_id in cancelled else "executed"})
-        self._orders = now
-        return rows
+        for topic, data in self._feed.changes(self.topics, self._account()):
+            await self.send({"event": "update", "topic": topic, "data": data})
 
     def _account(self) -> Account:
         assert self.key is not None
         return self.hub.market.accounts[self.key]
-
-    def _balances(self) -> dict[str, tuple[str, str]]:
-        wallet = self._account().wallet
-        return {cur: (num(free), num(wallet.reserved.get(cur, Decimal(0))))
-                for cur, free in wallet.free.items()}
-
-    def _open_orders(self) -> dict[int, dict[str, str]]:
-        return {order.order_id: _order_row(order) for order in self._account().orders.values()}
-
-
-def _order_row(order: Order) -> dict[str, str]:
-    quantity, amount = num(order.quantity), num(order.amount)
-    return {"order_id": str(order.order_id), "client_id": str(order.client_id), "created": str(order.created),
-            "pair": order.pair.name, "price": num(order.price), "quantity": quantity, "amount": amount,
-            "original_quantity": quantity, "original_amount": amount, "type": order.type, "status": "open"}

@@ -94,8 +94,10 @@ async def handle_api(request: web.Request) -> web.Response:
         if key is None:
             record.response = await send(record.signed)
         else:  # a retry gets the first answer (a replay is not a trade: no pre-trade or halt check)
+            # paper calls keep their records apart: a live call never replays a paper answer
+            scope = ("paper:" if account.paper else "") + account.key
             record.response, record.replayed = await runtime.idempotency.call(
-                key, account.key, method, params, wait, send, record.signed)
+                key, scope, method, params, wait, send, record.signed)
     code = record.exmo()[1]
     if code:
         request[EXMO_ERROR] = code

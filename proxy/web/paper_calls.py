@@ -50,7 +50,7 @@ async def running(paper: PaperDesk, now: bool) -> AsyncIterator[None]:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
-        paper.ledger.close()
+        await paper.close()
 
 
 async def answer(paper: PaperDesk, metrics: Metrics, account: str, method: str,

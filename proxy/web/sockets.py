@@ -17,6 +17,7 @@ from proxy.streams.stream import CLIENT_HEARTBEAT_S, CLOSE_TIMEOUT_S, MAX_FRAME_
 from proxy.web.errors import ProxyError
 from proxy.web.handlers import resolve_account
 from proxy.web.keys import ACCOUNT, CLIENT, EXMO_METHOD, REQUEST_ID
+from proxy.web.paper_stream import PaperStream
 from proxy.web.runtime import RUNTIME
 
 STREAM_PATHS = {"/v1/public": "public", "/v1/private": "private", "/v1/margin/private": "margin"}
@@ -47,11 +48,19 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         account = resolve_account(runtime.config, named, request.headers.get("X-Exmo-Account"))
         request[ACCOUNT] = account.name
         rules.check_stream(account, client)
-        if account.paper:  # its login would be signed and sent: paper streams come from the ledger
-            raise ProxyError(501, "not_in_paper_mode", f"account {account.name} paper-trades: its private"
-                                                       " streams are not served yet; poll user_open_orders,"
-                                                       " user_trades and user_info instead")
+        if account.paper and kind != "private":
+            raise ProxyError(501, "not_in_paper_mode", f"account {account.name} paper-trades: it has no"
+                                                       " margin stream")
     runtime.relay.admit(client.name if client else None)
+    if account is not None and account.paper:  # served from the paper ledger: nothing is signed or sent
+        socket.headers["X-Request-Id"] = request[REQUEST_ID]
+        await socket.prepare(request)
+        runtime.metrics.stream_opened("paper", 1)
+        try:
+            await PaperStream(runtime.paper, account.name, socket).serve()
+        finally:
+            runtime.metrics.stream_opened("paper", -1)
+        return socket
     socket.headers["X-Request-Id"] = request[REQUEST_ID]
     await socket.prepare(request)
     who = Who(request[REQUEST_ID], client.name if client else None, account, path, kind)
