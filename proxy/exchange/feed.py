@@ -8,6 +8,7 @@ ccxt.pro's exmo parser documents them. The simulator's sockets and paper mode's 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,16 @@ from proxy.exchange.ledger import Account, Order, Trade
 from proxy.exchange.money import num
 
 TOPICS = ("spot/wallet", "spot/orders", "spot/user_trades")
+NOT_A_COMMAND = (201006, "invalid command format. should be JSON")  # the error frame's code, text
+
+
+def command(text: str) -> dict[str, Any] | None:
+    """A client's frame: a JSON object, or None (answered with NOT_A_COMMAND)."""
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    return frame if isinstance(frame, dict) else None
 
 
 class AccountFeed:

@@ -9,8 +9,7 @@ ccxt reads (exmo-api.md §2.1; ccxt ``fetch_markets``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
-from functools import cached_property
+from decimal import Decimal
 
 from proxy.exchange.book import Book
 from proxy.exchange.money import EIGHT, eight, num
@@ -23,26 +22,10 @@ COMMISSION_PERCENT = Decimal("0.4")  # taker = maker, like ccxt's pair_settings 
 
 
 @dataclass(frozen=True)
-class Pair:
-    """One spot pair and its limits, as ``pair_settings`` reports them."""
+class Pair(PairRules):
+    """One spot pair: its rules, as ``pair_settings`` reports them, and the price it starts at."""
 
-    name: str
-    reference: Decimal
-    min_quantity: Decimal
-    max_quantity: Decimal
-    min_price: Decimal
-    max_price: Decimal
-    min_amount: Decimal
-    max_amount: Decimal
-    price_precision: int
-
-    @property
-    def base(self) -> str:
-        return self.name.split("_")[0]
-
-    @property
-    def quote(self) -> str:
-        return self.name.split("_")[1]
+    reference: Decimal = Decimal(0)
 
     @property
     def bid(self) -> Decimal:
@@ -58,14 +41,9 @@ class Pair:
     def ask_at(self, price: Decimal) -> Decimal:
         return self.round_price(price * (1 + SPREAD))
 
-    def round_price(self, value: Decimal) -> Decimal:
-        return value.quantize(Decimal(1).scaleb(-self.price_precision), ROUND_HALF_EVEN)
-
-    @cached_property
+    @property
     def rules(self) -> PairRules:
-        return PairRules(self.name, self.min_quantity, self.max_quantity, self.min_price, self.max_price,
-                         self.min_amount, self.max_amount, self.price_precision, COMMISSION_PERCENT,
-                         COMMISSION_PERCENT)
+        return self
 
     def book(self, price: Decimal, depth: int = 50) -> Book:
         """The ladder around `price`: from the ask up and the bid down, one spread-step apart."""
@@ -83,8 +61,8 @@ def level_quantity(i: int) -> Decimal:
 
 def _pair(name: str, ref: str, qty: tuple[str, str], precision: int) -> Pair:
     d = Decimal
-    return Pair(name, d(ref), d(qty[0]), d(qty[1]), d("0.01"), d(ref) * 20,
-                d("1"), d("5000000"), precision)
+    return Pair(name, d(qty[0]), d(qty[1]), d("0.01"), d(ref) * 20, d("1"), d("5000000"), precision,
+                COMMISSION_PERCENT, COMMISSION_PERCENT, d(ref))
 
 
 PAIRS: tuple[Pair, ...] = (

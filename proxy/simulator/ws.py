@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.exchange import errors
-from proxy.exchange.feed import TOPICS, AccountFeed
+from proxy.exchange.feed import NOT_A_COMMAND, TOPICS, AccountFeed, command
 from proxy.simulator import market, public
 from proxy.simulator.state import Account, Exchange
 
@@ -104,12 +104,9 @@ class Session:
         await self.send({**frame, "id": request_id} if request_id is not None else frame)
 
     async def handle(self, text: str) -> None:
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            frame = None
-        if not isinstance(frame, dict):
-            await self.error(201006, "invalid command format. should be JSON")
+        frame = command(text)
+        if frame is None:
+            await self.error(*NOT_A_COMMAND)
             return
         request_id, method = frame.get("id"), frame.get("method")
         if method == "login" and self.private:

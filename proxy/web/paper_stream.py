@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from proxy.exchange.feed import TOPICS, AccountFeed
+from proxy.exchange.feed import NOT_A_COMMAND, TOPICS, AccountFeed, command
 from proxy.paper.desk import PaperDesk
 
 
@@ -47,12 +47,9 @@ class PaperStream:
                 await pushing
 
     async def _handle(self, text: str) -> None:
-        try:
-            frame = json.loads(text)
-        except ValueError:
-            frame = None
-        if not isinstance(frame, dict):
-            await self._error(201006, "invalid command format. should be JSON")
+        frame = command(text)
+        if frame is None:
+            await self._error(*NOT_A_COMMAND)
             return
         request_id, method = frame.get("id"), frame.get("method")
         if method == "login":  # any login: nothing is signed for a paper account
