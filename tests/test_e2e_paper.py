@@ -192,18 +192,33 @@ def test_a_paper_accounts_private_stream_comes_from_the_ledger(paper: Stack) -> 
 
 def test_what_a_paper_fill_took_from_the_live_book_is_not_taken_again(paper: Stack) -> None:
     """EXMO's book does not shrink for a paper fill: a level a resting order emptied stays empty to
-    the paper account while EXMO shows it unchanged, and fills again only once it changes."""
+    the paper account while EXMO shows it unchanged, and fills again only once it changes. A trade
+    through the order's price fills it too, once."""
     bot = _ccxt(paper)
-    order = bot.create_order("LTC/USDT", "limit", "buy", 0.8, 79)
+    order = bot.create_order("LTC/USDT", "limit", "buy", 1.5, 79)
 
     def left() -> list[str]:
         return [o["info"]["quantity"] for o in bot.fetch_open_orders("LTC/USDT")]
 
-    _move(paper, "LTC_USDT", "78.95")  # the book's top: 0.5 at 78.9895, the next level above 79
-    assert _eventually(lambda: left() == ["0.3"]), left()
-    time.sleep(2 * 2.0 + 1)  # two more checks against the same, unchanged book
-    assert left() == ["0.3"]
+    time.sleep(1.1)  # a trade fills orders placed in an earlier second
+    # the book's top: 0.5 at 78.9895 (the next level is above 79), and the move's trade: 0.5 at 78.95
+    _move(paper, "LTC_USDT", "78.95")
+    assert _eventually(lambda: left() == ["0.5"]), left()
+    time.sleep(2 * 2.0 + 1)  # two more checks against the same, unchanged book and no new trade
+    assert left() == ["0.5"]
     _move(paper, "LTC_USDT", "78.94")  # a different book: 0.5 at 78.9795, fresh liquidity
     assert _eventually(lambda: left() == [])
     fills = [t["amount"] for t in bot.fetch_my_trades("LTC/USDT") if t["order"] == order["id"]]
-    assert sorted(fills) == [0.3, 0.5]
+    assert fills == [0.5, 0.5, 0.5]
+
+
+def test_a_trade_through_a_resting_orders_price_fills_it(paper: Stack) -> None:
+    """EXMO's book may never cross a resting order while its trades go through the order's price:
+    those trades fill it (the simulator's move to 58990 is a sale at 58990; its new ask stays above)."""
+    bot = _ccxt(paper)
+    order = bot.create_order("BTC/USDT", "limit", "buy", 0.01, 59000)
+    time.sleep(1.1)
+    _move(paper, "BTC_USDT", "58990")  # ask 59019.5: above 59000; the trade at 58990: below
+    assert _eventually(lambda: bot.fetch_open_orders("BTC/USDT") == [])
+    (fill,) = [t for t in bot.fetch_my_trades("BTC/USDT") if t["order"] == order["id"]]
+    assert (fill["price"], fill["amount"], fill["takerOrMaker"]) == (59000, 0.01, "maker")

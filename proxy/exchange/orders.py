@@ -182,15 +182,17 @@ def order_cancel(venue: Venue, acct: Account, params: Params) -> dict[str, Any]:
     return {"result": True, "error": ""}
 
 
-def cross(venue: Venue, acct: Account, pair: PairRules, book: Book) -> list[Trade]:
+def cross(venue: Venue, acct: Account, pair: PairRules, book: Book, placed_by: int | None = None,
+          record: bool = True) -> list[Trade]:
     """Fill the account's resting orders on `pair` that `book` crosses, oldest first, as maker at
     their own price, each from the levels at its price or better, best first, as far as they go (what
     an older order took in this pass is gone); the fills, in order. What was taken is told to the
-    venue (`took`)."""
+    venue (`took`) if `record`. `placed_by`: only orders placed by then (a trade print fills only the
+    orders that were resting when it happened)."""
     fills: list[Trade] = []
     left = {True: dict(book.asks), False: dict(book.bids)}  # what each level still offers in this pass
-    for order in sorted((o for o in acct.orders.values() if o.pair.name == pair.name),
-                        key=lambda o: o.order_id):
+    for order in sorted((o for o in acct.orders.values() if o.pair.name == pair.name
+                         and (placed_by is None or o.created <= placed_by)), key=lambda o: o.order_id):
         buying = order.buying
         reach = crossing(book.side(buying), buying, order.price)
         levels = [(price, left[buying][price]) for price, _ in reach if left[buying][price] > 0]
@@ -200,7 +202,8 @@ def cross(venue: Venue, acct: Account, pair: PairRules, book: Book) -> list[Trad
             continue
         for price, q in taken:
             left[buying][price] -= q
-        venue.took(pair, buying, taken)
+        if record:
+            venue.took(pair, buying, taken)
         remaining = order.quantity - quantity
         # paid so that what stays reserved is exactly what the rest of the order will cost
         paid = order.reserved - (eight(remaining * order.price) if buying else remaining)

@@ -3,8 +3,10 @@
 The shared engine (proxy/exchange) runs on EXMO's live market (`LiveMarket`): the pairs' rules from
 `pair_settings`, and the order book of the pair an order is placed on, read fresh for that order,
 through the daemon's own public path (its rate limit, shared with the bots' public reads, and its
-coalescing of identical reads in flight). Resting orders are checked against the live books every
-POLL_S (`watch`), one `order_book` read for every pair that has any. Each change is computed on a copy
+coalescing of identical reads in flight). Resting orders are checked against the live market every
+POLL_S (`watch`): one `order_book` and one `trades` read for every pair that has any; the book's
+levels at or better than an order's price fill it, and so do EXMO's trades through its price since
+the last look. Each change is computed on a copy
 of the account and kept only once the ledger has it on disk (ledger.py); one change at a time.
 
 What a paper account cannot do (withdrawals, EX-CODEs, margin, stop orders, deposit addresses,
@@ -76,6 +78,7 @@ class LiveMarket:
         self._books: dict[str, tuple[float, Book]] = {}
         # per pair: (buying, price) → (the level's quantity when taken, taken so far)
         self._taken: dict[str, dict[tuple[bool, Decimal], tuple[Decimal, Decimal]]] = {}
+        self._seen_trade: dict[str, int] = {}  # per pair, the newest trade id looked at
 
     def next_id(self) -> int:
         return self._ledger.next_id()
@@ -106,6 +109,31 @@ class LiveMarket:
         for price, quantity in levels:
             seen, before = taken.get((buying, price), (raw.get(price, Decimal(0)), Decimal(0)))
             taken[(buying, price)] = (seen, before + quantity)
+
+    async def prints(self, pairs: list[str]) -> dict[str, list[tuple[int, Book]]]:
+        """EXMO's trades on `pairs` not looked at before, as liquidity a resting order could have been
+        filled from (a sale at or below a resting buy's price, a purchase at or above a resting
+        sell's): per second they happened in, oldest first. A trade fills only orders placed in an
+        earlier second (`cross(placed_by=)`): they were resting when it happened."""
+        try:
+            found = await self._fetch("trades", {"pair": ",".join(pairs)})
+            news: dict[str, list[tuple[int, Book]]] = {}
+            for name in pairs:
+                rows = [(int(r["trade_id"]), int(r["date"]), Decimal(str(r["price"])),
+                         Decimal(str(r["quantity"]))) for r in found.get(name) or []]
+                seen = self._seen_trade.get(name, 0)
+                self._seen_trade[name] = max([seen, *(r[0] for r in rows)])
+                by_second: dict[int, dict[Decimal, Decimal]] = {}
+                for trade_id, date, price, quantity in rows:
+                    if trade_id > seen and quantity > 0:
+                        level = by_second.setdefault(date, {})
+                        level[price] = level.get(price, Decimal(0)) + quantity
+                news[name] = [(date, Book(tuple(sorted(levels.items())),
+                                          tuple(sorted(levels.items(), reverse=True))))
+                              for date, levels in sorted(by_second.items())]
+            return news
+        except (KeyError, ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+            raise MarketUnavailable(f"EXMO's trades could not be read for paper trading ({exc!r})") from None
 
     def _fresh_book(self, name: str, book: Book, now: float) -> None:
         """A new read of the live book: what paper orders took from a level still counts while the
@@ -210,14 +238,19 @@ class PaperDesk:
         if not pairs:
             return 0
         await self.market.prepare(pairs, fresh_s=0.0)
+        prints = await self.market.prints(pairs)
         fills = 0
         async with self._lock:
             for name, before in list(self.ledger.accounts.items()):
                 after = clone(before)
                 for pair in {o.pair.name for o in before.orders.values()}:
                     rules = self.market.rules(pair)
-                    if rules is not None:
-                        fills += len(orders.cross(self.market, after, rules, self.market.book(rules)))
+                    if rules is None:
+                        continue
+                    fills += len(orders.cross(self.market, after, rules, self.market.book(rules)))
+                    for second, book in prints.get(pair, []):  # EXMO's trades through an order's price
+                        fills += len(orders.cross(self.market, after, rules, book, placed_by=second - 1,
+                                                  record=False))
                 if len(after.trades) != len(before.trades):
                     await self._commit(name, before, after)
         return fills

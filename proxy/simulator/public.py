@@ -52,14 +52,18 @@ def _trades(ex: Exchange, pair: Pair, now: int) -> list[dict[str, Any]]:
         side = "buy" if i % 2 == 0 else "sell"
         price = pair.ask_at(price_now) if side == "buy" else pair.bid_at(price_now)
         qty = market.level_quantity(i) / 10
-        rows.append({"trade_id": str(900000 + i), "date": str(now - 7 * i), "type": side,  # strings, as EXMO
+        # the same trades every time (ids and dates fixed, from before the simulator started), at
+        # today's prices; what the price moves made comes first (state.Exchange.move)
+        rows.append({"trade_id": str(900000 + i), "date": str(ex.started - 7 * (i + 1)), "type": side,
                      "quantity": num(qty), "price": num(price),
                      "amount": num(market.eight(price * qty))})
     return rows
 
 
 def trades(ex: Exchange, params: Params, now: int) -> dict[str, Any]:
-    return {pair.name: _trades(ex, pair, now) for pair in market.pairs_named(p.require(params, "pair"))}
+    """The trades the price moves made (newest first), then the usual ones around the price."""
+    return {pair.name: (ex.prints.get(pair.name, []) + _trades(ex, pair, now))[:20]
+            for pair in market.pairs_named(p.require(params, "pair"))}
 
 
 def _ticker(ex: Exchange, pair: Pair, now: int) -> dict[str, Any]:

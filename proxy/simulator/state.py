@@ -64,6 +64,8 @@ class Exchange:
         }
         self.excodes: dict[str, Excode] = {}
         self.prices: dict[str, Decimal] = {pair.name: pair.reference for pair in market.PAIRS}
+        self.prints: dict[str, list[dict[str, str]]] = {}  # trades the moves made, newest first
+        self.started = self.now()
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -87,7 +89,15 @@ class Exchange:
     def move(self, pair: market.Pair, price: Decimal) -> dict[str, list[Trade]]:
         """The market of `pair` moves to `price`: resting orders it crosses fill (engine: orders.cross);
         the fills, by the API key of their account."""
+        before = self.prices[pair.name]
         self.prices[pair.name] = pair.round_price(price)
+        # the move is a trade at the new price (public `trades` shows it first)
+        self.prints.setdefault(pair.name, []).insert(0, {
+            "trade_id": str(self.next_id()), "date": str(self.now()),
+            "type": "sell" if price < before else "buy", "quantity": "0.5",
+            "price": market.num(self.prices[pair.name]),
+            "amount": market.num(market.eight(self.prices[pair.name] / 2))})
+        del self.prints[pair.name][20:]
         book = self.book(pair.rules)
         fills = {key: orders.cross(self, account, pair.rules, book) for key, account in self.accounts.items()}
         return {key: trades for key, trades in fills.items() if trades}
