@@ -5,7 +5,9 @@ call at all, and the paper ledger must survive a restart and a kill -9 right aft
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import ccxt
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import Stack, cli, curl_json, start_daemon
 from tests.test_e2e_metrics import samples, value
@@ -222,3 +225,27 @@ def test_a_trade_through_a_resting_orders_price_fills_it(paper: Stack) -> None:
     assert _eventually(lambda: bot.fetch_open_orders("BTC/USDT") == [])
     (fill,) = [t for t in bot.fetch_my_trades("BTC/USDT") if t["order"] == order["id"]]
     assert (fill["price"], fill["amount"], fill["takerOrMaker"]) == (59000, 0.01, "maker")
+
+
+def test_paper_streams_count_toward_the_caps_and_close_on_drain(make_stack: Callable[..., Stack]) -> None:
+    """A paper stream is the daemon's own, not relayed, but it counts toward streams.max_open like a
+    relayed one, and SIGTERM closes it with 1001 at once."""
+    stack = make_stack()
+    stack.daemon.stop()
+    stack.config.write_text(stack.config.read_text() + "streams: {max_open: 1}\n")
+    stack.daemon = start_daemon(stack, "--paper")
+
+    async def go() -> tuple[int | None, int | None]:
+        async with connect(ws_url(stack)) as ws:
+            await ws.recv()
+            try:
+                async with connect(ws_url(stack)):
+                    second = None
+            except InvalidStatus as refused:
+                second = refused.response.status_code
+            stack.daemon.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 10)
+            return second, ws.close_code
+
+    assert asyncio.run(go()) == (429, 1001)

@@ -116,3 +116,22 @@ async def test_clear_drops_the_cache() -> None:
     shared.clear()
     await shared.get("ticker", KEY, upstream.fetch)
     assert upstream.calls == 2
+
+
+async def test_a_read_that_must_be_current_skips_the_cache_but_joins_a_flight() -> None:
+    """cached_ok=False (paper mode's books and trades): a kept answer is not used; an identical read
+    in flight is (it is as current as a new one)."""
+    shared, upstream = SharedReads({"ticker": 10.0}), Upstream()
+    upstream.release.set()
+    await shared.get("ticker", KEY, upstream.fetch)
+    await shared.get("ticker", KEY, upstream.fetch)
+    assert upstream.calls == 1  # kept
+    await shared.get("ticker", KEY, upstream.fetch, cached_ok=False)
+    assert upstream.calls == 2
+    upstream.release.clear()
+    waiting = [asyncio.ensure_future(shared.get("ticker", KEY, upstream.fetch, cached_ok=False)),
+               asyncio.ensure_future(shared.get("ticker", KEY, upstream.fetch, cached_ok=False))]
+    await asyncio.sleep(0)
+    upstream.release.set()
+    await asyncio.gather(*waiting)
+    assert upstream.calls == 3

@@ -142,9 +142,10 @@ class Dispatcher:
             raise NotSent(499, "client_gone", "the client disconnected before the request was sent; not sent")
 
     async def public(
-        self, http_method: str, path: str, params: Params, max_wait_s: float
+        self, http_method: str, path: str, params: Params, max_wait_s: float, cached_ok: bool = True
     ) -> UpstreamResponse:
-        """A public read: shared with identical ones in flight (shared_reads.py), retried on failure."""
+        """A public read: shared with identical ones in flight (shared_reads.py), retried on failure;
+        `cached_ok=False`: never an answer kept by `cache:`."""
         if self._past_cutoff():
             raise _shutting_down()
         encoded = urlencode(params)
@@ -155,7 +156,7 @@ class Dispatcher:
         async def fetch() -> UpstreamResponse:
             return await self._public_with_retries(http_method, path, encoded, deadline)
 
-        return await self.shared.get(method, (http_method, path, encoded), fetch)
+        return await self.shared.get(method, (http_method, path, encoded), fetch, cached_ok)
 
     async def _public_with_retries(
         self, http_method: str, path: str, encoded: str, deadline: float

@@ -29,8 +29,10 @@ class SharedReads:
         self._cache: dict[Key, tuple[float, UpstreamResponse]] = {}
         self._inflight: dict[Key, asyncio.Future[UpstreamResponse]] = {}
 
-    async def get(self, method: str, key: Key, fetch: Fetch) -> UpstreamResponse:
-        cached = self._cache.get(key)
+    async def get(self, method: str, key: Key, fetch: Fetch, cached_ok: bool = True) -> UpstreamResponse:
+        """The answer: kept (`cache:`), joined in flight, or fetched. `cached_ok=False`: not a kept one
+        (paper mode fills against the market as it is now); an identical read in flight is fresh."""
+        cached = self._cache.get(key) if cached_ok else None
         if cached is not None and cached[0] > self._clock():
             return cached[1]
         flight = self._inflight.get(key)

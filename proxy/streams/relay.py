@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -50,6 +51,7 @@ class Relay:
         self.settings = Streams()
         self.url = ""
         self.streams: set[Stream] = set()
+        self._elsewhere: set[web.WebSocketResponse] = set()  # admitted, served by the daemon (paper)
         self._by_client: Counter[str | None] = Counter()
         self._draining = False
         self._session: aiohttp.ClientSession | None = None
@@ -89,14 +91,33 @@ class Relay:
             closing = asyncio.ensure_future(stream.end(SHUTDOWN_CODE, SHUTDOWN_TEXT, "shutdown"))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
+        for socket in list(self._elsewhere):
+            closing = asyncio.ensure_future(_close(socket))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    @contextlib.asynccontextmanager
+    async def counted(self, client: str | None, socket: web.WebSocketResponse) -> AsyncIterator[None]:
+        """A stream admitted here but served by the daemon itself, not relayed (a paper account's): it
+        counts toward the caps, and a drain closes it as it closes relayed ones."""
+        self._elsewhere.add(socket)
+        self._by_client[client] += 1
+        try:
+            yield
+        finally:
+            self._elsewhere.discard(socket)
+            self._by_client[client] -= 1
+            if not self._by_client[client]:
+                del self._by_client[client]
 
     def admit(self, client: str | None) -> None:
         """Raise StreamRefused unless one more stream fits (checked before the upgrade)."""
         if self._draining or self._session is None:
             raise StreamRefused(503, "shutting_down", "the daemon is shutting down; open the stream again",
                                 retry_after_s=1)
-        if len(self.streams) >= self.settings.max_open:
-            raise StreamRefused(429, "too_many_streams", f"{len(self.streams)} streams are open, the most"
+        open_now = len(self.streams) + len(self._elsewhere)
+        if open_now >= self.settings.max_open:
+            raise StreamRefused(429, "too_many_streams", f"{open_now} streams are open, the most"
                                 " this daemon takes (streams.max_open); close one or raise the cap",
                                 retry_after_s=5)
         if client is not None and self._by_client[client] >= self.settings.max_per_client:
@@ -131,3 +152,7 @@ class Relay:
                 waiting_since = stream.sending_since
                 if waiting_since is not None and now - waiting_since > limit:
                     stream.cut_off()
+
+
+async def _close(socket: web.WebSocketResponse) -> None:
+    await socket.close(code=SHUTDOWN_CODE, message=SHUTDOWN_TEXT.encode())

@@ -27,7 +27,8 @@ def desk(config: Config, dispatcher: Dispatcher) -> PaperDesk:
     """The desk over `state_dir`'s ledger and EXMO's live market, read through `dispatcher`."""
 
     async def fetch(method: str, params: Mapping[str, str]) -> Any:
-        answer = await dispatcher.public("GET", f"/v1.1/{method}", tuple(params.items()), READ_WAIT_S)
+        answer = await dispatcher.public("GET", f"/v1.1/{method}", tuple(params.items()), READ_WAIT_S,
+                                         cached_ok=method == "pair_settings")  # books and trades: as now
         doc = answer.doc
         if doc is NOT_JSON or not isinstance(doc, dict) or doc.get("result") is False:
             raise MarketUnavailable(f"{method} answered {answer.body[:200]!r}")

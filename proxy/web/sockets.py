@@ -57,7 +57,8 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         runtime.metrics.stream_opened("paper", 1)
         try:
-            await PaperStream(runtime.paper, account.name, socket).serve()
+            async with runtime.relay.counted(client.name if client else None, socket):
+                await PaperStream(runtime.paper, account.name, socket).serve()
         finally:
             runtime.metrics.stream_opened("paper", -1)
         return socket
