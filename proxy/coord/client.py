@@ -111,22 +111,20 @@ class Coordinator:
             log.warning("Redis at %s answers again; shared state in use", self.settings.where)
             self.problem = None
 
-    async def run(self, call: Callable[[aioredis.Redis], Awaitable[T]], quiet: bool = False) -> T:
+    async def run(self, call: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
         """One Redis call, bounded; a failure becomes CoordinationUnavailable and marks the problem."""
         assert self._client is not None, "start() first"
         try:
             async with asyncio.timeout(self.settings.timeout_s):
                 return await call(self._client)
         except (RedisError, OSError, TimeoutError) as exc:
-            raise self._failed(exc, quiet) from None
+            raise self._failed(exc) from None
 
-    def _failed(self, exc: BaseException, quiet: bool = False) -> CoordinationUnavailable:
+    def _failed(self, exc: BaseException) -> CoordinationUnavailable:
         self.errors += 1
         reason = f"Redis at {self.settings.where} does not answer ({_describe(exc)})"
-        if self.problem != reason and not quiet:
+        if self.problem != reason:
             log.error("%s; signed calls are refused until it does", reason)
-        elif self.problem != reason:
-            log.error("%s", reason)
         self.problem = reason
         return CoordinationUnavailable(reason)
 

@@ -35,7 +35,6 @@ PATHS = {"/v1/public": False, "/v1/private": True, "/v1/margin/private": True}  
 PING_S = 30.0
 MARKET_TICK_S = 1.0
 PUBLIC_KINDS = ("spot/ticker", "spot/trades", "spot/order_book_snapshots", "spot/order_book_updates")
-PRIVATE_TOPICS = TOPICS
 
 
 class Hub:
@@ -154,7 +153,7 @@ class Session:
     def _check(self, topic: str) -> tuple[int, str] | None:
         if topic in self.topics:
             return 201016, f"duplicate subscription: {topic}"
-        if topic in PRIVATE_TOPICS:
+        if topic in TOPICS:
             if not self.private or self.key is None:
                 return 201012, f"unknown topic: {topic} (private topics need a login on /v1/private)"  # [INF]
             return None
@@ -167,7 +166,7 @@ class Session:
 
     def _snapshot(self, topic: str) -> Any:
         now = int(self.hub.wall())
-        if topic in PRIVATE_TOPICS:
+        if topic in TOPICS:
             return self._feed.snapshot(topic, self._account())
         kind, _, name = topic.partition(":")
         if kind == "spot/ticker":
