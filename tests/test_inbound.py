@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
+from proxy.web.call import Call
 from proxy.web.inbound import MAX_FIELDS, BadRequest, merge, parse_body, parse_form, parse_json, read_params
 
 FORM = "application/x-www-form-urlencoded"
@@ -173,8 +174,9 @@ def test_merge_error_names_the_parameter() -> None:
 
 
 async def _echo(request: web.Request) -> web.Response:
+    call = Call.of(request, await request.read())  # the facts as the API reads them
     try:
-        params = await read_params(request)
+        params = read_params(call.query, call.content_type, call.body)
     except BadRequest as exc:
         return web.json_response({"slug": exc.slug}, status=400)
     return web.json_response([list(pair) for pair in params])

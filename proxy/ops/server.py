@@ -26,7 +26,8 @@ from aiohttp import web
 from proxy.config.checks import ConfigError
 from proxy.config.model import Config
 from proxy.ops.sdnotify import keep_watchdog_fed, notify, watchdog_interval
-from proxy.web.app import apply_config, begin_drain, create_app, create_management_app
+from proxy.web.app import apply_config, begin_drain, create_app, create_management_app, front_handler
+from proxy.web.front import Front
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,19 @@ def _remove_stale_socket(path: str) -> None:
     raise OSError(errno.EADDRINUSE, f"another process is listening on {path}")
 
 
-async def start_site(runner: web.AppRunner, config: Config) -> None:
+async def start_listening(front: Front, config: Config) -> None:
     listen = config.listen
     if listen.unix_path:
         _remove_stale_socket(listen.unix_path)
         Path(listen.unix_path).parent.mkdir(parents=True, exist_ok=True)
         old_umask = os.umask(0o777 & ~config.socket_mode)  # born with its mode: no window with more access
         try:
-            await web.UnixSite(runner, listen.unix_path).start()
+            await front.listen_unix(listen.unix_path)
         finally:
             os.umask(old_umask)
         os.chmod(listen.unix_path, config.socket_mode)
     else:
-        await web.TCPSite(runner, listen.host, listen.port, reuse_address=True).start()
+        await front.listen_tcp(listen.host, listen.port)
 
 
 Reloader = Callable[[], Config]
@@ -150,13 +151,15 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
 
     _install_signals(stop, on_hup)
     # The drain (begin_drain) answers everything within the grace; a call sent just before SIGTERM may
-    # need its whole upstream timeout. Past this, aiohttp cancels what is left.
+    # need its whole upstream timeout. Past this, what is left is cancelled.
     patience = max(config.shutdown_grace_s, config.limits.upstream_timeout_s) + 1
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=patience)
-    await runner.setup()
+    await runner.setup()  # aiohttp serves the WebSocket upgrades front.py hands it (runner.server)
+    assert runner.server is not None
+    front = Front(front_handler(app), runner.server, config.limits.max_body_bytes)
     extra: list[web.AppRunner] = []
     try:
-        await start_site(runner, config)
+        await start_listening(front, config)
         if config.management_listen is not None:
             management = web.AppRunner(create_management_app(app), access_log=None, handle_signals=False)
             await management.setup()
@@ -178,7 +181,8 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
                  " %gs (shutdown_grace_s), later ones get 503 unsent", config.shutdown_grace_s)
         begin_drain(app)
     finally:
-        await runner.cleanup()  # stops listening at once, then waits for the calls inside
+        await front.shutdown(patience)  # stops listening at once, then waits for the calls inside
+        await runner.cleanup()  # the streams, then the app's parts
         for task in list(pending):  # the watchdog kept running during the drain
             task.cancel()
         for other in extra:  # last: probes see "draining" until the end

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 
 from proxy.telemetry import logs
 from proxy.telemetry.metrics import Metrics
-from proxy.web.keys import ACCOUNT, CLIENT, EXMO_ERROR, EXMO_METHOD, LIVE, METRICS, REQUEST_ID
+from proxy.web.call import Call
+from proxy.web.keys import LIVE, METRICS
 
 log = logging.getLogger(__name__)
 
-Answered = tuple[web.Request, int, str | None, float]  # request, status, refusing rule, latency in s
+Answered = tuple[Call, int, float]  # request, status, latency in s
 Line = tuple[str, dict[str, object]]
 
 
@@ -30,36 +32,35 @@ class Accounting:
         self._pending: list[Answered] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # looked up once: a getpid() on 3.11
 
-    def add(self, request: web.Request, status: int, refused_by: str | None, latency_s: float) -> None:
+    def add(self, call: Call, status: int) -> None:
         if not self._pending:
             loop = self._loop = self._loop or asyncio.get_running_loop()
             loop.call_soon(self.flush)
-        self._pending.append((request, status, refused_by, latency_s))
+        self._pending.append((call, status, time.monotonic() - call.started))
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
         log_them = self.app[LIVE].config.features.access_log
         metrics = self.app[METRICS]
         lines: list[Line] = []
-        for request, status, refused_by, latency_s in pending:
+        for call, status, latency_s in pending:
             try:
-                lines += self._entry(request, status, refused_by, latency_s, metrics, log_them)
+                lines += self._entry(call, status, latency_s, metrics, log_them)
             except Exception:  # one odd request must not cost the others their lines
-                log.exception("could not account for request %s", request.get(REQUEST_ID))
+                log.exception("could not account for request %s", call.request_id)
         if lines:
             logs.access(lines)
 
     @staticmethod
-    def _entry(request: web.Request, status: int, refused_by: str | None, latency_s: float,
-               metrics: Metrics, log_them: bool) -> list[Line]:
-        account, method, code = request.get(ACCOUNT), request.get(EXMO_METHOD), request.get(EXMO_ERROR)
-        metrics.observe_request(request.path, account, method, status, refused_by, code)
+    def _entry(call: Call, status: int, latency_s: float, metrics: Metrics, log_them: bool) -> list[Line]:
+        account, method, code = call.account, call.exmo_method, call.exmo_error
+        metrics.observe_request(call.path, account, method, status, call.refused_by, code)
         if not log_them:
             return []
-        client = request.get(CLIENT)
-        where = f"{request.remote or '-'} {request.method} {request.rel_url.raw_path} {status}"
+        client = call.client
+        where = f"{call.remote or '-'} {call.method} {call.raw_path} {status}"
         return [(where, {
-            "request_id": request[REQUEST_ID], "client": client.name if client else None,
+            "request_id": call.request_id, "client": client.name if client else None,
             "account": account, "method": method, "status": status, "exmo_error": code,
             "latency_ms": round(latency_s * 1000, 1),
         })]

@@ -6,7 +6,8 @@ and a stop (upstream pool, nonce state, audit log) live in the app's cleanup con
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -25,12 +26,13 @@ from proxy.coord.client import Coordinator
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
-from proxy.web import paper_calls, sockets
+from proxy.web import paper_calls, probes, sockets
 from proxy.web.access import ACCOUNTING, Accounting
-from proxy.web.handlers import handle_api
+from proxy.web.call import Call, Reply
+from proxy.web.errors import router_error
+from proxy.web.handlers import api, handle_api
 from proxy.web.keys import CLOCK, LIVE, MAIN, METRICS, Live
-from proxy.web.middleware import errors_and_access_log
-from proxy.web.probes import handle_healthz, handle_metrics, handle_readyz
+from proxy.web.middleware import errors_and_access_log, respond
 from proxy.web.runtime import RUNTIME, Runtime
 from proxy.web.server_log import quiet_parser_errors
 
@@ -82,12 +84,6 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         nonces.close()
 
 
-def _probes(app: web.Application) -> None:
-    app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/readyz", handle_readyz)
-    app.router.add_get("/metrics", handle_metrics)
-
-
 def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
     """The daemon as an aiohttp application."""
     quiet_parser_errors()
@@ -98,7 +94,7 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     app[ACCOUNTING] = Accounting(app)
     app[CLOCK] = clock
     app.cleanup_ctx.append(_runtime)
-    _probes(app)
+    probes.add_routes(app)
     sockets.add_routes(app)  # before the API's routes: /v1/private is a stream, not a method
     version = r"{version:v1(?:\.1)?}"
     app.router.add_route("*", rf"/{version}/{{method:.+}}", handle_api)
@@ -106,12 +102,43 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     return app
 
 
+# The routes above, as front.py serves them: the same answers, without aiohttp's router.
+API_PATH = re.compile(r"/(?:accounts/(?P<account>[A-Za-z0-9_-]+)/)?(?P<version>v1(?:\.1)?)/(?P<method>.+)")
+STREAM_PATH = re.compile(r"(?:/accounts/[A-Za-z0-9_-]+)?(?P<stream>/v1/(?:margin/)?(?:public|private))")
+
+
+def front_handler(app: web.Application) -> Callable[[Call], Awaitable[Reply]]:
+    """`serve(call)` for front.py: the probes, a stream path asked without an upgrade, the API."""
+
+    async def route(call: Call) -> Reply:
+        path = call.path
+        probe = probes.PROBES.get(path)
+        if probe is not None:
+            if call.method not in ("GET", "HEAD"):
+                raise router_error(405)
+            return probe(app)
+        if call.method in ("GET", "HEAD"):
+            stream = STREAM_PATH.fullmatch(path)
+            if stream is not None and stream["stream"] in sockets.STREAM_PATHS:
+                call.exmo_method = f"ws{stream['stream']}"
+                raise sockets.websocket_required(stream["stream"], path)
+        match = API_PATH.fullmatch(path)
+        if match is None:
+            raise router_error(404)
+        return await api(app[RUNTIME], call, match["version"], match["method"], match["account"])
+
+    async def serve(call: Call) -> Reply:
+        return await respond(app, call, route)
+
+    return serve
+
+
 def create_management_app(main: web.Application) -> web.Application:
     """`management_listen`: /healthz, /readyz and /metrics only, for probes that cannot reach
     127.0.0.1 (kubelet HTTP probes, a Prometheus on another host). Nothing here can sign."""
     app = web.Application()
     app[MAIN] = main
-    _probes(app)
+    probes.add_routes(app)
     return app
 
 

@@ -14,6 +14,8 @@ from types import MappingProxyType
 from aiohttp import web
 
 from proxy.exmo.refusals import NO_HEADERS, Refusal, error_body
+from proxy.policy.rules import PolicyDenied
+from proxy.web.call import Call, Reply
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,8 @@ class ProxyError(Refusal):
 _UNAUTHORIZED: Mapping[str, str] = MappingProxyType({"WWW-Authenticate": "Bearer"})  # RFC 6750 §3
 
 
-def error_response(status: int, slug: str, message: str,
-                   headers: Mapping[str, str] = NO_HEADERS) -> web.Response:
-    return web.json_response(error_body(slug, message), status=status, headers=headers)
+def error_response(status: int, slug: str, message: str, headers: Mapping[str, str] = NO_HEADERS) -> Reply:
+    return Reply.json(error_body(slug, message), status, headers)
 
 
 _ROUTER_ERRORS = {
@@ -44,9 +45,16 @@ _ROUTER_ERRORS = {
 }
 
 
-def answer_for(exc: Exception) -> web.Response:
-    """The answer to a request whose handling raised `exc`."""
+def router_error(status: int) -> ProxyError:
+    """No route for the path (404), or not with this HTTP method (405): as the router's own answers."""
+    return ProxyError(status, *_ROUTER_ERRORS[status])
+
+
+def answer_for(exc: Exception, call: Call) -> Reply:
+    """The answer to a request whose handling raised `exc` (a policy refusal is noted on `call`)."""
     if isinstance(exc, Refusal):
+        if isinstance(exc, PolicyDenied):
+            call.refused_by = exc.slug
         return error_response(exc.status, exc.slug, exc.explain(), exc.headers)
     if isinstance(exc, ConnectionResetError):  # the client hung up while sending its body
         return error_response(499, "client_gone", "the client disconnected before its request was read")

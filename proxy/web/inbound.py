@@ -12,8 +12,6 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
-
 from proxy.exmo.refusals import Refusal
 from proxy.exmo.signing import Params
 
@@ -126,8 +124,6 @@ def merge(*sources: list[tuple[str, str]]) -> Params:
     return tuple(out)
 
 
-async def read_params(request: web.Request) -> Params:
-    """Parameters from the query string and the body (already bounded by client_max_size)."""
-    query = parse_form(request.rel_url.raw_query_string, "query string")
-    raw = await request.read() if request.can_read_body else b""
-    return merge(query, parse_body(request.content_type, raw))
+def read_params(query: str, content_type: str, body: bytes) -> Params:
+    """Parameters from the raw query string and the body (already bounded by limits.max_body_bytes)."""
+    return merge(parse_form(query, "query string") if query else [], parse_body(content_type, body))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from proxy.config.clients import Client
 from proxy.config.model import Config
 from proxy.telemetry.metrics import Metrics
+from proxy.web.call import Call
 
 
 @dataclass
@@ -30,8 +30,4 @@ METRICS = web.AppKey("metrics", Metrics)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 MAIN = web.AppKey("main", web.Application)  # on a management app: the daemon's app it reports on
 
-CLIENT = web.RequestKey("client", Client)
-REQUEST_ID = web.RequestKey("request_id", str)
-ACCOUNT = web.RequestKey("account", str)
-EXMO_METHOD = web.RequestKey("exmo_method", str)
-EXMO_ERROR = web.RequestKey("exmo_error", str)
+CALL = web.RequestKey("call", Call)  # a request aiohttp serves, as the API and the access log see it

@@ -16,7 +16,7 @@ from proxy.streams.parts import Who
 from proxy.streams.stream import CLIENT_HEARTBEAT_S, CLOSE_TIMEOUT_S, MAX_FRAME_BYTES
 from proxy.web.errors import ProxyError
 from proxy.web.handlers import resolve_account
-from proxy.web.keys import ACCOUNT, CLIENT, EXMO_METHOD, REQUEST_ID
+from proxy.web.keys import CALL
 from proxy.web.paper_stream import PaperStream
 from proxy.web.runtime import RUNTIME
 
@@ -29,31 +29,37 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(f"/accounts/{{account:[A-Za-z0-9_-]+}}{path}", handle_stream)
 
 
+def websocket_required(path: str, asked: str) -> ProxyError:
+    """The answer to a plain HTTP request for a stream path (`asked` is the path as requested)."""
+    return ProxyError(426, "websocket_required", f"{path} is EXMO's WebSocket API: connect with a"
+                                                 f" WebSocket client (ws://<this daemon>{asked})")
+
+
 async def handle_stream(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
+    call = request[CALL]
     path = request.path
     named = request.match_info.get("account")
     if named is not None:
         path = path.removeprefix(f"/accounts/{named}")
     kind = STREAM_PATHS[path]
-    request[EXMO_METHOD] = f"ws{path}"
+    call.exmo_method = f"ws{path}"
     socket = web.WebSocketResponse(heartbeat=CLIENT_HEARTBEAT_S, autoping=True, max_msg_size=MAX_FRAME_BYTES,
                                    timeout=CLOSE_TIMEOUT_S, compress=False)
     if not socket.can_prepare(request).ok:
-        raise ProxyError(426, "websocket_required", f"{path} is EXMO's WebSocket API: connect with a"
-                                                    f" WebSocket client (ws://<this daemon>{request.path})")
-    client = request.get(CLIENT)
+        raise websocket_required(path, request.path)
+    client = call.client
     account = None
     if kind != "public":
         account = resolve_account(runtime.config, named, request.headers.get("X-Exmo-Account"))
-        request[ACCOUNT] = account.name
+        call.account = account.name
         rules.check_stream(account, client)
         if account.paper and kind != "private":
             raise ProxyError(501, "not_in_paper_mode", f"account {account.name} paper-trades: it has no"
                                                        " margin stream")
     runtime.relay.admit(client.name if client else None)
     if account is not None and account.paper:  # served from the paper ledger: nothing is signed or sent
-        socket.headers["X-Request-Id"] = request[REQUEST_ID]
+        socket.headers["X-Request-Id"] = call.request_id
         await socket.prepare(request)
         runtime.metrics.stream_opened("paper", 1)
         try:
@@ -62,8 +68,8 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         finally:
             runtime.metrics.stream_opened("paper", -1)
         return socket
-    socket.headers["X-Request-Id"] = request[REQUEST_ID]
+    socket.headers["X-Request-Id"] = call.request_id
     await socket.prepare(request)
-    who = Who(request[REQUEST_ID], client.name if client else None, account, path, kind)
+    who = Who(call.request_id, client.name if client else None, account, path, kind)
     await runtime.relay.serve(who, socket, request.transport)
     return socket
