@@ -6,6 +6,7 @@ mid-body, and WebSocket upgrades handed to aiohttp after plain requests on the s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -124,7 +125,8 @@ def test_http_1_0_closes_after_the_answer_unless_kept_alive(stack: Stack) -> Non
     with connection(stack) as sock, sock.makefile("rb") as stream:
         sock.sendall(head("GET", "/healthz", "Connection: keep-alive", version="1.0")
                      + head("GET", "/healthz"))
-        assert read_response(stream)[0] == 200
+        status, headers, _ = read_response(stream)
+        assert (status, headers["connection"]) == (200, "keep-alive")  # a 1.0 client is told
         assert read_response(stream)[0] == 200
 
 
@@ -177,3 +179,59 @@ def test_websocket_upgrade_after_plain_requests_on_one_connection(stack: Stack, 
         ws.send(json.dumps({"id": 1, "method": "subscribe", "topics": ["spot/ticker:BTC_USD"]}))
         events = [json.loads(ws.recv(timeout=5)) for _ in range(2)]
     assert any(event.get("event") == "subscribed" for event in events), events
+
+
+def test_a_header_that_never_ends_is_cut_off(stack: Stack) -> None:
+    """A header value streamed without end is refused once the request passes max_body + 128 KiB,
+    not buffered for ever (no single header is complete, so no per-header limit can see it)."""
+    with connection(stack) as sock, sock.makefile("rb") as stream:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ")
+        status = None
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100):  # up to 1 MiB
+                sock.sendall(b"a" * 10240)
+                time.sleep(0.002)
+        status, _, body = read_response(stream)
+    assert status == 400 and json.loads(body)["proxy_error"] == "bad_http", body
+
+
+def test_a_chunked_bodys_trailers_are_not_headers(stack: Stack) -> None:
+    """A trailer naming another account (or any header) changes nothing: it is dropped."""
+    body = b"pair=BTC_USD"
+    chunked = b"%x\r\n%s\r\n0\r\nX-Exmo-Account: nobody\r\nContent-Type: application/json\r\n\r\n" % (
+        len(body), body)
+    with connection(stack) as sock, sock.makefile("rb") as stream:
+        sock.sendall(head("POST", "/v1.1/user_info", "Transfer-Encoding: chunked") + chunked)
+        status, _, answer = read_response(stream)
+    assert status == 200 and "balances" in json.loads(answer), answer
+
+
+def test_header_values_lose_trailing_whitespace(stack: Stack) -> None:
+    with connection(stack) as sock, sock.makefile("rb") as stream:
+        sock.sendall(head("GET", "/healthz", "X-Request-Id: spaced-id   "))
+        assert read_response(stream)[1]["x-request-id"] == "spaced-id"
+
+
+def test_an_encoded_slash_does_not_make_a_route(stack: Stack) -> None:
+    """Routes are matched with %2F still encoded (as aiohttp did): /v1.1%2Fuser_info is no route."""
+    with connection(stack) as sock, sock.makefile("rb") as stream:
+        sock.sendall(post("/v1.1%2Fuser_info", b""))
+        status, _, body = read_response(stream)
+    assert status == 404 and json.loads(body)["proxy_error"] == "unknown_route"
+
+
+def test_a_non_websocket_upgrade_behind_a_request_keeps_all_its_bytes(stack: Stack) -> None:
+    """An `Upgrade: h2c` POST is handed to aiohttp (which answers it as plain HTTP) after the answer
+    before it, with every byte: those that came with its head and those that came later."""
+    with connection(stack) as sock, sock.makefile("rb") as stream:
+        body = b"a=1&b=2"
+        sock.sendall(head("GET", "/healthz", "X-Request-Id: before")
+                     + head("POST", "/v1.1/ticker", "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c",
+                            "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA", f"Content-Length: {len(body)}")
+                     + body[:3])
+        time.sleep(0.3)
+        sock.sendall(body[3:])
+        first = read_response(stream, "GET")
+        second = read_response(stream)
+    assert first[1]["x-request-id"] == "before"
+    assert second[0] == 200 and "BTC_USD" in json.loads(second[2]), second

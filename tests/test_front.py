@@ -79,3 +79,45 @@ async def test_shutdown_answers_the_call_inside_then_closes() -> None:
     assert not front.connections
     for w in (writer, idle_writer):
         w.close()
+
+
+async def test_the_keep_alive_clock_starts_again_at_the_answer() -> None:
+    """An answer that took longer than the keep-alive timeout does not close the connection under the
+    client's next request."""
+    async def slow(call: Call) -> Reply:
+        await asyncio.sleep(0.6)
+        return Reply(200, b"{}")
+
+    front, port = await _start(slow, keepalive_s=0.3)
+    reader, writer = await _ask(port)
+    assert (await asyncio.wait_for(reader.readuntil(b"{}"), timeout=3)).startswith(b"HTTP/1.1 200 OK\r\n")
+    await asyncio.sleep(0.15)  # a sweep (every 0.1 s) has run; the last bytes came in 0.75 s ago
+    writer.write(b"GET /again HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (await asyncio.wait_for(reader.readuntil(b"{}"), timeout=3)).startswith(b"HTTP/1.1 200 OK\r\n")
+    writer.close()
+    front.close()
+
+
+async def test_shutdown_waits_for_a_call_whose_client_left() -> None:
+    """A signed call must finish (its audit entry, its nonce) even if the bot hung up: shutdown waits."""
+    release = asyncio.Event()
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(call: Call) -> Reply:
+        started.set()
+        await release.wait()
+        finished.append(call.path)
+        return Reply(200, b"{}")
+
+    front, port = await _start(slow)
+    _, writer = await _ask(port, "/order")
+    await started.wait()
+    writer.close()
+    await asyncio.sleep(0.1)  # the daemon has seen the hang-up
+    stopping = asyncio.ensure_future(front.shutdown(5))
+    await asyncio.sleep(0.3)
+    assert not stopping.done()
+    release.set()
+    await asyncio.wait_for(stopping, timeout=3)
+    assert finished == ["/order"]

@@ -20,6 +20,7 @@ class Turn:
         self._held = False
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._stopped: Callable[[], BaseException] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # looked up once: a getpid() on 3.11
 
     def locked(self) -> bool:
         return self._held
@@ -32,7 +33,7 @@ class Turn:
             return
         if self._stopped is not None:
             raise self._stopped()
-        loop = asyncio.get_running_loop()
+        loop = self._loop = self._loop or asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
         timer = loop.call_later(max_wait_s, _expire, waiter) if max_wait_s is not None else None

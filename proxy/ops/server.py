@@ -181,8 +181,9 @@ async def serve(config: Config, on_ready: Callable[[], None] | None = None,
                  " %gs (shutdown_grace_s), later ones get 503 unsent", config.shutdown_grace_s)
         begin_drain(app)
     finally:
-        await front.shutdown(patience)  # stops listening at once, then waits for the calls inside
-        await runner.cleanup()  # the streams, then the app's parts
+        # stop listening at once, then wait for the calls and streams inside, all within `patience`
+        await asyncio.gather(front.shutdown(patience), runner.server.shutdown(patience))
+        await runner.cleanup()  # then the app's parts
         for task in list(pending):  # the watchdog kept running during the drain
             task.cancel()
         for other in extra:  # last: probes see "draining" until the end

@@ -31,11 +31,15 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 
-    def access_line(self, created: float, message: str, fields: dict[str, Any]) -> str:
-        record = logging.LogRecord(ACCESS, logging.INFO, "", 0, message, None, None)
+    def access_lines(self, created: float, lines: list[tuple[str, dict[str, Any]]]) -> str:
+        """What `format` makes of INFO records of proxy.access made at `created`, a line each."""
+        record = logging.LogRecord(ACCESS, logging.INFO, "", 0, "", None, None)
         record.created, record.msecs = created, (created - int(created)) * 1000
-        record.fields = fields
-        return self.format(record)
+        out = []
+        for message, fields in lines:
+            record.msg, record.fields = message, fields
+            out.append(self.format(record) + "\n")
+        return "".join(out)
 
 
 class TextFormatter(logging.Formatter):
@@ -55,14 +59,15 @@ class TextFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         return text + _pairs(fields) if fields else text
 
-    def access_line(self, created: float, message: str, fields: dict[str, Any]) -> str:
-        """What `format` makes of an INFO record of proxy.access, without building the record."""
-        record = _Stamp(created)
-        return f"{self.formatTime(record)} INFO {ACCESS}: {message}" + _pairs(fields)  # type: ignore[arg-type]
+    def access_lines(self, created: float, lines: list[tuple[str, dict[str, Any]]]) -> str:
+        """What `format` makes of INFO records of proxy.access made at `created`, without building
+        them: the time and level part is the same for all the lines of a batch."""
+        start = f"{self.formatTime(_Stamp(created))} INFO {ACCESS}: "  # type: ignore[arg-type]
+        return "".join([start + message + _pairs(fields) + "\n" for message, fields in lines])
 
 
 def _pairs(fields: dict[str, Any]) -> str:
-    return "".join(f" {k}={v}" for k, v in fields.items())
+    return "".join([f" {k}={v}" for k, v in fields.items()])
 
 
 class _Stamp:
@@ -92,8 +97,7 @@ def access(lines: list[tuple[str, dict[str, Any]]]) -> None:
             or not isinstance(formatter, TextFormatter | JsonFormatter)):
         _through_logging(lines)
         return
-    now = time.time()
-    text = "".join(formatter.access_line(now, message, fields) + "\n" for message, fields in lines)
+    text = formatter.access_lines(time.time(), lines)
     try:
         with handler.lock:  # type: ignore[union-attr]  # set by Handler.createLock
             handler.stream.write(text)

@@ -107,11 +107,16 @@ API_PATH = re.compile(r"/(?:accounts/(?P<account>[A-Za-z0-9_-]+)/)?(?P<version>v
 STREAM_PATH = re.compile(r"(?:/accounts/[A-Za-z0-9_-]+)?(?P<stream>/v1/(?:margin/)?(?:public|private))")
 
 
+def _unquote(value: str) -> str:
+    """A route's part as aiohttp gives it: what matching left encoded, decoded."""
+    return value.replace("%2F", "/").replace("%25", "%") if "%" in value else value
+
+
 def front_handler(app: web.Application) -> Callable[[Call], Awaitable[Reply]]:
     """`serve(call)` for front.py: the probes, a stream path asked without an upgrade, the API."""
 
     async def route(call: Call) -> Reply:
-        path = call.path
+        path = call.route
         probe = probes.PROBES.get(path)
         if probe is not None:
             if call.method not in ("GET", "HEAD"):
@@ -121,11 +126,11 @@ def front_handler(app: web.Application) -> Callable[[Call], Awaitable[Reply]]:
             stream = STREAM_PATH.fullmatch(path)
             if stream is not None and stream["stream"] in sockets.STREAM_PATHS:
                 call.exmo_method = f"ws{stream['stream']}"
-                raise sockets.websocket_required(stream["stream"], path)
+                raise sockets.websocket_required(stream["stream"], call.path)
         match = API_PATH.fullmatch(path)
         if match is None:
             raise router_error(404)
-        return await api(app[RUNTIME], call, match["version"], match["method"], match["account"])
+        return await api(app[RUNTIME], call, match["version"], _unquote(match["method"]), match["account"])
 
     async def serve(call: Call) -> Reply:
         return await respond(app, call, route)

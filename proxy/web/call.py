@@ -47,6 +47,7 @@ class Call:
         "refused_by",
         "remote",
         "request_id",
+        "route",
         "started",
         "target",
         "transport",
@@ -56,7 +57,7 @@ class Call:
                  remote: str | None, transport: asyncio.BaseTransport | None) -> None:
         self.method, self.target, self.headers, self.body = method, target, headers, body
         self.remote, self.transport = remote, transport
-        self.raw_path, self.query, self.path = split_target(target)
+        self.raw_path, self.query, self.path, self.route = split_target(target)
         self.refused: Refusal | None = None  # found while reading it (a body over the limit): the answer
         self.started = time.monotonic()
         self.request_id = ""
@@ -85,21 +86,23 @@ class Call:
         return cls(request.method, request.raw_path, headers, body, request.remote, request.transport)
 
 
-def split_target(target: str) -> tuple[str, str, str]:
-    """(raw path, raw query string, decoded path) of a request-target: origin-form `/p?q` or
-    absolute-form `http://host/p?q`, decoded as aiohttp's parser does (yarl, no dot-segment folding)."""
+def split_target(target: str) -> tuple[str, str, str, str]:
+    """(raw path, raw query string, decoded path, path to route on) of a request-target: origin-form
+    `/p?q` or absolute-form `http://host/p?q`, decoded as aiohttp does (yarl, no dot-segment folding;
+    routes are matched with `%2F` and `%25` still encoded, so `/v1.1%2Fx` is not `/v1.1/x`)."""
     if target.startswith("/"):
         raw_path, _, query = target.partition("?")
         raw_path = raw_path.partition("#")[0]
         query = query.partition("#")[0]
         if "%" not in raw_path:
-            return raw_path, query, raw_path
-        return raw_path, query, URL.build(path=raw_path, encoded=True).path
+            return raw_path, query, raw_path, raw_path
+        url = URL.build(path=raw_path, encoded=True)
+        return raw_path, query, url.path, url.path_safe
     try:
         url = URL(target, encoded=True)
     except ValueError:
-        return target, "", target
-    return url.raw_path, url.raw_query_string, url.path
+        return target, "", target, target
+    return url.raw_path, url.raw_query_string, url.path, url.path_safe
 
 
 class Reply:
@@ -115,16 +118,23 @@ class Reply:
     def json(cls, doc: Any, status: int = 200, headers: Mapping[str, str] = NO_HEADERS) -> Reply:
         return cls(status, json.dumps(doc).encode(), JSON, headers)
 
-    def http1(self, request_id: str, keep_alive: bool, head_only: bool) -> bytes:
-        """The answer as HTTP/1.1 bytes (front.py): status line, headers, and the body unless HEAD."""
+    def http1(self, request_id: str, keep_alive: bool, head_only: bool, http10: bool = False) -> bytes:
+        """The answer as HTTP/1.1 bytes (front.py): status line, headers, and the body unless HEAD;
+        `http10`: the request was HTTP/1.0, whose keep-alive is said, not assumed."""
         lines = [f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}\r\nDate: {_date()}\r\n"
-                 f"Server: exmo-proxy\r\nContent-Length: {len(self.body)}\r\n"]
+                 "Server: exmo-proxy\r\n"]
+        if self.status >= 200 and self.status not in (204, 304):  # RFC 9110 §8.6
+            lines.append(f"Content-Length: {len(self.body)}\r\n")
         if self.content_type:
             lines.append(f"Content-Type: {self.content_type}\r\n")
         if request_id:
             lines.append(f"X-Request-Id: {request_id}\r\n")
         lines.extend(f"{name}: {value}\r\n" for name, value in self.headers.items())
-        lines.append("\r\n" if keep_alive else "Connection: close\r\n\r\n")
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+        elif http10:
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
         head = "".join(lines).encode("utf-8", "surrogateescape")
         return head if head_only else head + self.body
 
