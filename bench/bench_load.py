@@ -22,16 +22,18 @@ STALL_MS = 50  # a call slower than this is a stall (issue 15): a bot feels it
 DONE = f"local STALL_US = {STALL_MS * 1000}\n" + """
 done = function(summary, latency, requests)
   local e = summary.errors
-  local stalls, samples = 0, 0
+  local stalls, samples, histogram = 0, 0, {}
   for i = 1, #latency do  -- every distinct latency and how many calls had it
     local value, count = latency(i)
     samples = samples + count
     if value > STALL_US then stalls = stalls + count end
+    histogram[#histogram + 1] = string.format('[%d,%d]', value, count)
   end
   io.write(string.format('\\nBENCH {"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,'
-    .. '"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"stalls":%d,"samples":%d}\\n',
+    .. '"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"stalls":%d,"samples":%d,"histogram":[%s]}\\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max, stalls, samples))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max, stalls, samples,
+    table.concat(histogram, ',')))
 end
 """
 
@@ -56,6 +58,35 @@ class Figure:
     p999_ms: float = float("nan")
     max_ms: float = float("nan")
     stalls: int = 0  # calls slower than STALL_MS
+    seconds: float = 0.0  # how long wrk ran
+    histogram: tuple[tuple[int, int], ...] = ()  # (latency µs, calls) for every latency seen
+
+
+def merged(figures: list[Figure]) -> Figure:
+    """Several runs of one leg as one figure: calls/s over their summed time, CPU per call over all
+    their calls, and percentiles of their merged latency histograms (exact: wrk reports each run's)."""
+    counts: dict[int, int] = {}
+    for figure in figures:
+        for value, count in figure.histogram:
+            counts[value] = counts.get(value, 0) + count
+    ordered = sorted(counts.items())
+    total = sum(counts.values())
+
+    def percentile(p: float) -> float:
+        rank, seen = p / 100 * total, 0
+        for value, count in ordered:
+            seen += count
+            if seen >= rank:
+                return value / 1000
+        return float("nan")
+
+    calls = sum(f.calls for f in figures)
+    seconds = sum(f.seconds for f in figures)
+    return Figure(
+        rps=calls / seconds, p50_ms=percentile(50), p99_ms=percentile(99),
+        cpu_us=sum(f.cpu_us * f.calls for f in figures) / calls, errors=sum(f.errors for f in figures),
+        calls=calls, p999_ms=percentile(99.9), max_ms=max(f.max_ms for f in figures),
+        stalls=sum(f.stalls for f in figures), seconds=seconds, histogram=tuple(ordered))
 
 
 KEYED = """local id = 0
@@ -126,4 +157,5 @@ def run_wrk(target: Target, lua: Path, path: str, connections: int, seconds: flo
         p99_ms=found["p99_us"] / 1000, cpu_us=cpu * 1e6 / calls,
         errors=int(found["errors"] + found["non2xx"] + rejected), calls=calls,
         p999_ms=found["p999_us"] / 1000, max_ms=found["max_us"] / 1000, stalls=int(found["stalls"]),
+        seconds=found["duration_us"] / 1e6, histogram=tuple((int(v), int(c)) for v, c in found["histogram"]),
     )
