@@ -27,6 +27,10 @@ async def _ask(port: int, target: str = "/x") -> tuple[asyncio.StreamReader, asy
     return reader, writer
 
 
+async def _answered(reader: asyncio.StreamReader) -> None:
+    assert (await asyncio.wait_for(reader.readuntil(b"{}"), timeout=3)).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
 async def _ok(call: Call) -> Reply:
     return Reply(200, b"{}")
 
@@ -34,7 +38,7 @@ async def _ok(call: Call) -> Reply:
 async def test_an_idle_keep_alive_connection_is_closed_after_the_timeout() -> None:
     front, port = await _start(_ok, keepalive_s=0.3)
     reader, writer = await _ask(port)
-    assert (await reader.readuntil(b"{}")).startswith(b"HTTP/1.1 200 OK\r\n")
+    await _answered(reader)
     assert await asyncio.wait_for(reader.read(), timeout=3) == b""  # closed by the daemon, not by us
     writer.close()
     front.close()
@@ -51,7 +55,7 @@ async def test_a_busy_connection_outlives_the_timeout() -> None:
     reader, writer = await _ask(port)
     await asyncio.sleep(0.8)  # several sweeps while the answer is being made
     release.set()
-    assert (await asyncio.wait_for(reader.readuntil(b"{}"), timeout=3)).startswith(b"HTTP/1.1 200 OK\r\n")
+    await _answered(reader)
     writer.close()
     front.close()
 
@@ -90,10 +94,10 @@ async def test_the_keep_alive_clock_starts_again_at_the_answer() -> None:
 
     front, port = await _start(slow, keepalive_s=0.3)
     reader, writer = await _ask(port)
-    assert (await asyncio.wait_for(reader.readuntil(b"{}"), timeout=3)).startswith(b"HTTP/1.1 200 OK\r\n")
+    await _answered(reader)
     await asyncio.sleep(0.15)  # a sweep (every 0.1 s) has run; the last bytes came in 0.75 s ago
     writer.write(b"GET /again HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    assert (await asyncio.wait_for(reader.readuntil(b"{}"), timeout=3)).startswith(b"HTTP/1.1 200 OK\r\n")
+    await _answered(reader)
     writer.close()
     front.close()
 
