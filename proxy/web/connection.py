@@ -169,7 +169,7 @@ class Connection(RequestReader):
 
     def _send_continue(self) -> None:
         self._continue_due = False
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.write(CONTINUE)
 
     # --- for Front -----------------------------------------------------------------------------------
