@@ -54,3 +54,11 @@ def test_every_package_says_what_it_owns() -> None:
     missing = [str(p.relative_to(ROOT)) for p in PACKAGE.rglob("__init__.py")
                if not p.read_text().lstrip().startswith('"""')]
     assert not missing
+
+
+def test_a_daemon_without_redis_does_not_load_redis_py() -> None:
+    """redis-py is ~7 MiB of the daemon's memory: only `redis:` in the config loads it (web/app.py)."""
+    code = ("import sys, proxy.cli.main, proxy.ops.server;"
+            " print(sorted(m for m in sys.modules if m.startswith('redis')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

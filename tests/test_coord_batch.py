@@ -19,7 +19,8 @@ from proxy.calls.nonce import NonceBook
 from proxy.calls.nonce_store import key_id
 from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.config.coordination import parse_url
-from proxy.coord.client import CoordinationUnavailable, Coordinator, key_for
+from proxy.coord.client import Coordinator
+from proxy.coord.keys import CoordinationUnavailable, key_for
 from tests.redis_stack import REDIS_MARKS, Redis, start_redis
 
 pytestmark = REDIS_MARKS

@@ -25,13 +25,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.calls.nonce import NonceSequence
 from proxy.calls.nonce_store import key_id
 from proxy.calls.ratelimit import RateLimited
 from proxy.calls.shared_rate import SharedRateLimiter
-from proxy.coord.client import Coordinator, key_for
+from proxy.coord.keys import key_for
+
+if TYPE_CHECKING:
+    from proxy.coord.client import Coordinator
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,13 @@ import logging
 import secrets
 import time
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proxy.calls.idempotency_store import Answer, IdempotencyStore, Record
-from proxy.coord.client import PREFIX, CoordinationUnavailable, Coordinator
+from proxy.coord.keys import PREFIX, CoordinationUnavailable
+
+if TYPE_CHECKING:
+    from proxy.coord.client import Coordinator
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from proxy.calls.ratelimit import JITTER_MARGIN, RateLimited, RateLimiter
-from proxy.coord.client import CoordinationUnavailable, Coordinator
+from proxy.coord.keys import CoordinationUnavailable
+
+if TYPE_CHECKING:
+    from proxy.coord.client import Coordinator
 
 log = logging.getLogger(__name__)
 

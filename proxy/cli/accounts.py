@@ -20,7 +20,6 @@ from proxy.config.coordination import RedisSettings
 from proxy.config.load import load_config, unlock_data_key
 from proxy.config.model import validate
 from proxy.config.template import account_lines, new_config_text
-from proxy.coord.client import connected
 from proxy.durable import create_exclusive
 from proxy.exmo.methods import is_known_private, is_public
 from proxy.vault import encryption
@@ -162,5 +161,7 @@ def check(path: Path, sources: PassphraseSources, overrides: dict[str, str], con
 
 
 async def _redis_problem(settings: RedisSettings) -> str | None:
+    from proxy.coord.client import connected  # redis-py: loaded by the commands that use it
+
     async with connected(settings) as coordinator:
         return coordinator.problem

@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.audit import read as auditread
 from proxy.calls import nonce_store
@@ -21,10 +21,13 @@ from proxy.config.checks import ConfigError
 from proxy.config.coordination import RedisSettings
 from proxy.config.load import open_redis_password
 from proxy.config.model import Document, validate
-from proxy.coord.client import CoordinationUnavailable, Coordinator, connected
+from proxy.coord.keys import CoordinationUnavailable
 from proxy.policy import halt
 from proxy.vault.encryption import UnlockError, ValueAuthError
 from proxy.vault.passphrase import PassphraseError, PassphraseSources
+
+if TYPE_CHECKING:
+    from proxy.coord.client import Coordinator
 
 
 def resolve_state_dir(path: Path, override: str | None) -> Path:
@@ -76,6 +79,8 @@ async def _shared_halt(settings: RedisSettings, state: str, local: dict[str, Any
                        ) -> dict[str, Any] | None:
     """Write the switch to Redis (on/off) or read it (status); a Redis that does not answer is an error:
     the other daemons would not see the switch."""
+    from proxy.coord.client import connected  # redis-py: loaded by the commands that use it
+
     try:
         async with connected(settings) as coordinator:
             return await _apply_halt(coordinator, state, local)

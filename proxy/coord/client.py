@@ -27,32 +27,18 @@ from redis.exceptions import RedisError
 from proxy.config.coordination import RedisSettings, read_password
 from proxy.coord import scripts
 from proxy.coord.batch import Batch, Orphan
-from proxy.exmo.refusals import Refusal
+from proxy.coord.keys import (
+    ALIVE_KEY,
+    HALT_KEY,
+    PAUSE_KEY,
+    RATE_KEY,
+    CoordinationUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
-PREFIX = "exmo-proxy:"
 HEALTH_EVERY_S = 1.0  # also how soon every daemon sees a halt switched in Redis
 T = TypeVar("T")
-
-
-class CoordinationUnavailable(Refusal):
-    """Redis does not answer: nothing that needs the shared state is done (a signed call is not sent)."""
-
-    status, slug = 503, "coordination_unavailable"
-
-    def explain(self) -> str:
-        return f"{self}; the call was not sent, retry when Redis answers (/readyz says when)"
-
-
-def key_for(kid: str, what: str) -> str:
-    """Keys of one API key share a hash tag, so they stay together on a Redis Cluster slot too."""
-    return f"{PREFIX}{{{kid}}}:{what}"
-
-
-HALT_KEY = PREFIX + "halt"
-RATE_KEY, PAUSE_KEY = PREFIX + "rate:tat", PREFIX + "rate:pause"
-ALIVE_KEY = PREFIX + "alive:"  # + a daemon's owner token: the health check's write
 
 
 class Coordinator:

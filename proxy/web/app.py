@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -22,7 +23,6 @@ from proxy.calls.records import LocalRecords, Records, SharedRecords
 from proxy.calls.shared_rate import SharedRateLimiter
 from proxy.calls.shared_reads import SharedReads
 from proxy.config.model import Config
-from proxy.coord.client import Coordinator
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
@@ -47,6 +47,8 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
     coordinator = None
     limiter = RateLimiter(config.limits.rate_per_second)
     if config.redis is not None:  # several daemons on one key: shared lease, nonces, rate, halt
+        from proxy.coord.client import Coordinator  # redis-py (~7 MiB) only for a daemon that uses it
+
         coordinator = Coordinator(config.redis, app[METRICS].redis_checked)
         await coordinator.start()
         limiter = SharedRateLimiter(coordinator, config.limits.rate_per_second)
@@ -82,6 +84,9 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
             journal.close()
         await nonces.settle()
         nonces.close()
+
+if TYPE_CHECKING:
+    pass
 
 
 def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.Application:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,12 +17,14 @@ from proxy.calls.idempotency import Idempotency
 from proxy.calls.nonce import NonceBook
 from proxy.calls.ratelimit import RateLimiter
 from proxy.config.model import Config, keep_restart_only
-from proxy.coord.client import Coordinator
 from proxy.paper.desk import PaperDesk
 from proxy.streams.relay import Relay
 from proxy.telemetry.metrics import Metrics
 from proxy.upstream.client import Upstream
 from proxy.web.keys import Live
+
+if TYPE_CHECKING:
+    from proxy.coord.client import Coordinator  # loaded only in Redis mode (redis-py: ~7 MiB)
 
 
 @dataclass
