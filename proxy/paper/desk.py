@@ -210,7 +210,7 @@ class PaperDesk:
             await self.market.prepare(pairs, books=method == "order_create")
         async with self._lock:
             before = self._account(account)
-            after = clone(before)
+            after = clone(before) if method in CHANGES else before  # a read changes nothing: no copy
             payload = answer(self.market, after, params)  # ExmoError: nothing changed
             if method in CHANGES:
                 await self._commit(account, before, after)
@@ -242,6 +242,8 @@ class PaperDesk:
         fills = 0
         async with self._lock:
             for name, before in list(self.ledger.accounts.items()):
+                if not before.orders:  # nothing resting: nothing to copy or cross
+                    continue
                 after = clone(before)
                 for pair in {o.pair.name for o in before.orders.values()}:
                     rules = self.market.rules(pair)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -85,8 +84,8 @@ async def _runtime(app: web.Application) -> AsyncIterator[None]:
         await nonces.settle()
         nonces.close()
 
-if TYPE_CHECKING:
-    pass
+
+VERSION = r"v1(?:\.1)?"  # EXMO's API versions in a path
 
 
 def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
@@ -101,15 +100,16 @@ def create_app(config: Config, clock: Callable[[], int] = wall_clock_ms) -> web.
     app.cleanup_ctx.append(_runtime)
     probes.add_routes(app)
     sockets.add_routes(app)  # before the API's routes: /v1/private is a stream, not a method
-    version = r"{version:v1(?:\.1)?}"
+    version = f"{{version:{VERSION}}}"
     app.router.add_route("*", rf"/{version}/{{method:.+}}", handle_api)
-    app.router.add_route("*", rf"/accounts/{{account:[A-Za-z0-9_-]+}}/{version}/{{method:.+}}", handle_api)
+    app.router.add_route("*", rf"/accounts/{{account:{sockets.ACCOUNT}}}/{version}/{{method:.+}}", handle_api)
     return app
 
 
 # The routes above, as front.py serves them: the same answers, without aiohttp's router.
-API_PATH = re.compile(r"/(?:accounts/(?P<account>[A-Za-z0-9_-]+)/)?(?P<version>v1(?:\.1)?)/(?P<method>.+)")
-STREAM_PATH = re.compile(r"(?:/accounts/[A-Za-z0-9_-]+)?(?P<stream>/v1/(?:margin/)?(?:public|private))")
+API_PATH = re.compile(rf"/(?:accounts/(?P<account>{sockets.ACCOUNT})/)?(?P<version>{VERSION})/(?P<method>.+)")
+_STREAMS = "|".join(map(re.escape, sockets.STREAM_PATHS))
+STREAM_PATH = re.compile(rf"(?:/accounts/{sockets.ACCOUNT})?(?P<stream>{_STREAMS})")
 
 
 def _unquote(value: str) -> str:
@@ -129,7 +129,7 @@ def front_handler(app: web.Application) -> Callable[[Call], Awaitable[Reply]]:
             return probe(app)
         if call.method in ("GET", "HEAD"):
             stream = STREAM_PATH.fullmatch(path)
-            if stream is not None and stream["stream"] in sockets.STREAM_PATHS:
+            if stream is not None:
                 call.exmo_method = f"ws{stream['stream']}"
                 raise sockets.websocket_required(stream["stream"], call.path)
         match = API_PATH.fullmatch(path)

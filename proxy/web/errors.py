@@ -46,7 +46,8 @@ _ROUTER_ERRORS = {
 
 
 def router_error(status: int) -> ProxyError:
-    """No route for the path (404), or not with this HTTP method (405): as the router's own answers."""
+    """No route for the path (404), not with this HTTP method (405), a body over the limit (413): the
+    answers aiohttp's router and body reader give, from either server."""
     return ProxyError(status, *_ROUTER_ERRORS[status])
 
 

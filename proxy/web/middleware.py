@@ -20,7 +20,7 @@ from proxy.web import guard
 from proxy.web.access import ACCOUNTING
 from proxy.web.auth import require_client
 from proxy.web.call import Call, Reply
-from proxy.web.errors import ProxyError, answer_for
+from proxy.web.errors import ProxyError, answer_for, router_error
 from proxy.web.keys import CALL, LIVE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -68,7 +68,7 @@ async def errors_and_access_log(request: web.Request, handler: Handler) -> web.S
     call = request[CALL] = Call.of(request)
     config = request.app[LIVE].config
     if (request.content_length or 0) > config.limits.max_body_bytes:
-        call.refused = ProxyError(413, "body_too_large", "the body is larger than limits.max_body_bytes")
+        call.refused = router_error(413)
     try:
         admit(call, config)
         response = await handler(request)

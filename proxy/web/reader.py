@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 
 from proxy.exmo.refusals import error_body
 from proxy.web.call import Call, Reply
-from proxy.web.errors import ProxyError
+from proxy.web.errors import router_error
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class RequestReader(asyncio.Protocol):
         call = self._call()
         keep = self.parser.should_keep_alive() and not self._too_large
         if self._too_large:
-            call.refused = ProxyError(413, "body_too_large", "the body is larger than limits.max_body_bytes")
+            call.refused = router_error(413)
         if not keep:
             self._done = True  # nothing more is read: the connection closes after this answer
         self._enqueue((call, None, keep, self.parser.get_http_version() == "1.0"))

@@ -20,13 +20,14 @@ from proxy.web.keys import CALL
 from proxy.web.paper_stream import PaperStream
 from proxy.web.runtime import RUNTIME
 
+ACCOUNT = r"[A-Za-z0-9_-]+"  # an account name in a path: /accounts/NAME/...
 STREAM_PATHS = {"/v1/public": "public", "/v1/private": "private", "/v1/margin/private": "margin"}
 
 
 def add_routes(app: web.Application) -> None:
     for path in STREAM_PATHS:
         app.router.add_get(path, handle_stream)
-        app.router.add_get(f"/accounts/{{account:[A-Za-z0-9_-]+}}{path}", handle_stream)
+        app.router.add_get(f"/accounts/{{account:{ACCOUNT}}}{path}", handle_stream)
 
 
 def websocket_required(path: str, asked: str) -> ProxyError:
@@ -58,9 +59,9 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
             raise ProxyError(501, "not_in_paper_mode", f"account {account.name} paper-trades: it has no"
                                                        " margin stream")
     runtime.relay.admit(client.name if client else None)
+    socket.headers["X-Request-Id"] = call.request_id
+    await socket.prepare(request)
     if account is not None and account.paper:  # served from the paper ledger: nothing is signed or sent
-        socket.headers["X-Request-Id"] = call.request_id
-        await socket.prepare(request)
         runtime.metrics.stream_opened("paper", 1)
         try:
             async with runtime.relay.counted(client.name if client else None, socket):
@@ -68,8 +69,6 @@ async def handle_stream(request: web.Request) -> web.StreamResponse:
         finally:
             runtime.metrics.stream_opened("paper", -1)
         return socket
-    socket.headers["X-Request-Id"] = call.request_id
-    await socket.prepare(request)
     who = Who(call.request_id, client.name if client else None, account, path, kind)
     await runtime.relay.serve(who, socket, request.transport)
     return socket
